@@ -1,0 +1,3 @@
+from hm.cli import entry
+
+entry()

@@ -1,0 +1,43 @@
+/* cffi cdef of the host bridge: the parts of hm_plugin.h the host touches, the
+ * extern "Python" host-API callbacks and the bridge's C helpers. In API mode cffi
+ * compiles these against the real header, so a mismatch fails the build. */
+typedef int32_t hm_status_t;
+typedef uint64_t hm_call_t;
+typedef struct hm_abi_header { uint32_t struct_size; uint32_t abi_major; uint32_t abi_minor; } hm_abi_header_t;
+typedef struct hm_buf { uint8_t *ptr; size_t len; } hm_buf_t;
+typedef struct hm_plugin_vtable { hm_abi_header_t header; ...; } hm_plugin_vtable_t;
+typedef struct hm_host_api { hm_abi_header_t header; ...; } hm_host_api_t;
+
+extern "Python" hm_status_t hm_py_log(hm_call_t, int32_t, const uint8_t *, size_t);
+extern "Python" hm_status_t hm_py_kv_get(hm_call_t, int32_t, const uint8_t *, size_t, hm_buf_t *);
+extern "Python" hm_status_t hm_py_kv_set(hm_call_t, int32_t, const uint8_t *, size_t, const uint8_t *, size_t);
+extern "Python" hm_status_t hm_py_emit_event(hm_call_t, const uint8_t *, size_t);
+extern "Python" hm_status_t hm_py_emit_step_log(hm_call_t, int32_t, const uint8_t *, size_t);
+extern "Python" hm_status_t hm_py_should_cancel(hm_call_t);
+extern "Python" hm_status_t hm_py_write_stdout(hm_call_t, const uint8_t *, size_t);
+extern "Python" hm_status_t hm_py_write_stderr(hm_call_t, const uint8_t *, size_t);
+extern "Python" hm_status_t hm_py_archive_read(hm_call_t, uint64_t, uint8_t *, size_t, size_t *);
+extern "Python" hm_status_t hm_py_archive_total_size(hm_call_t, uint64_t *);
+extern "Python" hm_status_t hm_py_fs_read_config(hm_call_t, const uint8_t *, size_t, hm_buf_t *);
+
+#define HM_BRIDGE_OP_EXECUTE_STEP 1
+#define HM_BRIDGE_OP_ON_HOOK_EVENT 2
+#define HM_BRIDGE_OP_RUN_SUBCOMMAND 3
+
+int hm_bridge_open(const char *path, void **out_entry, char *err, size_t err_cap);
+const hm_plugin_vtable_t *hm_bridge_load(void *entry, const hm_host_api_t *host, void **out_instance);
+const hm_host_api_t *hm_bridge_host_api(void);
+const hm_host_api_t *hm_bridge_host_api_as(uint32_t struct_size, uint32_t abi_minor);
+uint32_t hm_bridge_vtable_min_size(void);
+int hm_bridge_vtable_missing(const hm_plugin_vtable_t *vt);
+int hm_bridge_vtable_offers(const hm_plugin_vtable_t *vt);
+hm_status_t hm_bridge_manifest(const hm_plugin_vtable_t *vt, void *inst, hm_call_t call, hm_buf_t *out);
+hm_status_t hm_bridge_call(const hm_plugin_vtable_t *vt, void *inst, int op, hm_call_t call,
+                           const char *in, size_t in_len, hm_buf_t *out);
+size_t hm_bridge_invoke(const hm_plugin_vtable_t *vt, void *inst, int op, hm_call_t call,
+                        const char *in, size_t in_len, char *scratch, size_t cap,
+                        hm_status_t *status, hm_buf_t *big);
+void hm_bridge_release(const hm_plugin_vtable_t *vt, void *inst, hm_buf_t *out);
+void hm_bridge_destroy(const hm_plugin_vtable_t *vt, void *inst);
+int hm_bridge_host_copy(const char *data, size_t len, hm_buf_t *out);
+void hm_bridge_noop(const char *in, size_t in_len, hm_buf_t *out);

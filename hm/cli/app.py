@@ -1,0 +1,56 @@
+"""The root ``hm`` command: global options and the built-in commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from hm import __version__
+from hm.cli import output, plugin_cmds
+from hm.cli.options import FormatOption
+from hm.cli.session import SESSION
+
+app = typer.Typer(
+    name="hm",
+    help="hm runs build pipelines; every runner, hook and extra command is a native plugin.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(plugin_cmds.app, name="plugin")
+
+
+@app.callback()
+def root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logs, and tracebacks on errors."),
+    project: Optional[Path] = typer.Option(
+        None, "--project", "-C", help="Run as if hm was started in this directory.", file_okay=False
+    ),
+) -> None:
+    SESSION.verbose = verbose
+    SESSION.project_dir = project
+    SESSION.configure_logging()
+
+
+@app.command("version")
+def version(format: FormatOption = "human") -> None:
+    """Show hm's version, the plugin ABI it speaks and how many plugins it finds."""
+    from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR
+
+    registry = SESSION.registry
+    doc = {
+        "hm": __version__,
+        "abi": f"{ABI_MAJOR}.{ABI_MINOR}",
+        "plugins": len(registry.active()),
+        "broken_plugins": len(registry.broken()),
+    }
+    if format == "json":
+        output.print_json(doc)
+        return
+    output.stdout.print(f"hm {doc['hm']}")
+    output.stdout.print(f"plugin ABI {doc['abi']}")
+    broken = f" ({doc['broken_plugins']} broken, see `hm plugin list`)" if doc["broken_plugins"] else ""
+    output.stdout.print(f"plugins: {doc['plugins']}{broken}")

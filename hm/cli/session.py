@@ -1,0 +1,49 @@
+"""Per-invocation state shared by the commands: options, project, plugin registry.
+
+The registry is built lazily and once, so a command that needs no plugin reads
+no manifest, and one that does reads each (cached) manifest once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from hm.runtime.registry import Registry
+
+Format = Literal["human", "json"]
+
+
+@dataclass
+class Session:
+    verbose: bool = False
+    project_dir: Path | None = None
+    _registry: Registry | None = field(default=None, repr=False)
+
+    @property
+    def project_root(self) -> Path:
+        from hm.pipeline.sources import find_project_root
+
+        return find_project_root(self.project_dir or Path.cwd())
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            from hm.runtime.registry import Registry
+
+            self._registry = Registry.discover(self.project_root)
+        return self._registry
+
+    def configure_logging(self) -> None:
+        level = logging.DEBUG if self.verbose else logging.WARNING
+        logging.basicConfig(level=level, format="hm: %(levelname)s %(name)s: %(message)s")
+        if os.environ.get("HM_LOG"):
+            logging.getLogger("hm").setLevel(os.environ["HM_LOG"].upper())
+
+
+#: The session of this process; the root callback fills it in.
+SESSION = Session()

@@ -1,0 +1,124 @@
+"""Every error hm shows a user, and the exit code each one maps to.
+
+The tree::
+
+    HmError                      what / where / hint, exit_code
+    ├── UsageError               exit 2  — bad argument or option
+    ├── PipelineError            exit 3  — a pipeline file or IR that cannot be run
+    ├── PluginError              (base for problems attributed to one plugin)
+    │   ├── PluginLoadError      exit 4  — cannot be loaded: missing symbol, ABI, manifest…
+    │   ├── PluginConflictError  exit 4  — two plugins claim one runner / verb / default
+    │   └── PluginCallError      exit 5  — a capability call failed or returned garbage
+    └── BuildCancelled           exit 130
+
+A message is built from three parts so every surface (human, JSON, logs) shows
+the same thing: ``what`` happened, ``where`` (plugin name and path, step key,
+file:line), and ``hint`` — what the user should do next.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes. Stable: documented in the README, tested."""
+
+    OK = 0
+    STEP_FAILED = 1
+    USAGE = 2
+    PIPELINE_INVALID = 3
+    PLUGIN_LOAD = 4
+    PLUGIN_RUNTIME = 5
+    HOOK_ABORTED = 6
+    CANCELLED = 130
+
+
+class HmError(Exception):
+    """Base of every error hm reports to a user."""
+
+    exit_code: ExitCode = ExitCode.PLUGIN_RUNTIME
+
+    def __init__(self, what: str, *, where: str | None = None, hint: str | None = None) -> None:
+        self.what = what
+        self.where = where
+        self.hint = hint
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        """``where: what; hint`` — the single line shown to the user."""
+        text = f"{self.where}: {self.what}" if self.where else self.what
+        if self.hint:
+            text = f"{text}; {self.hint}"
+        return text
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "error": type(self).__name__,
+            "what": self.what,
+            "where": self.where,
+            "hint": self.hint,
+            "exit_code": int(self.exit_code),
+        }
+
+
+class UsageError(HmError):
+    exit_code = ExitCode.USAGE
+
+
+class PipelineError(HmError):
+    exit_code = ExitCode.PIPELINE_INVALID
+
+
+class PluginError(HmError):
+    """A problem attributed to one plugin library."""
+
+    exit_code = ExitCode.PLUGIN_LOAD
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        path: str,
+        plugin: str | None = None,
+        where: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.path = path
+        self.plugin = plugin
+        if where is None:
+            where = f"plugin {plugin} ({path})" if plugin else f"plugin {path}"
+        super().__init__(what, where=where, hint=hint)
+
+
+class PluginLoadError(PluginError):
+    exit_code = ExitCode.PLUGIN_LOAD
+
+
+class PluginConflictError(PluginError):
+    exit_code = ExitCode.PLUGIN_LOAD
+
+
+class PluginCallError(PluginError):
+    """A capability call failed. ``code`` is the plugin's stable error code when it sent one."""
+
+    exit_code = ExitCode.PLUGIN_RUNTIME
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        path: str,
+        plugin: str | None = None,
+        code: str | None = None,
+        where: str | None = None,
+        hint: str | None = None,
+        retryable: bool = False,
+    ) -> None:
+        self.code = code
+        self.retryable = retryable
+        super().__init__(what, path=path, plugin=plugin, where=where, hint=hint)
+
+
+class BuildCancelled(HmError):
+    exit_code = ExitCode.CANCELLED

@@ -1,0 +1,55 @@
+"""Pipelines as data: the IR, its validation, the plan, and loading pipeline files.
+
+Flow: a file (``.hm/*.py`` rendered in a child process, or IR JSON) becomes a
+:class:`Pipeline`; :func:`validate` checks it against the loaded runners;
+:func:`build_plan` arranges it into stages and chains for the scheduler. Nothing
+here executes a step.
+"""
+
+from __future__ import annotations
+
+from hm.pipeline.graph import Chain, Plan, Stage, build_plan, describe_plan
+from hm.pipeline.ir import (
+    IR_VERSION,
+    CachePolicy,
+    CommandStep,
+    Pipeline,
+    Step,
+    WaitStep,
+    pipeline_from_json,
+    pipeline_json_schema,
+    pipeline_to_json,
+)
+from hm.pipeline.render import load_ir_file, render_file
+from hm.pipeline.sources import (
+    PipelineSource,
+    find_pipelines,
+    find_project_root,
+    select_pipeline,
+)
+from hm.pipeline.validate import PipelineValidationError, validate
+
+__all__ = [
+    "IR_VERSION",
+    "CachePolicy",
+    "Chain",
+    "CommandStep",
+    "Pipeline",
+    "PipelineSource",
+    "PipelineValidationError",
+    "Plan",
+    "Stage",
+    "Step",
+    "WaitStep",
+    "build_plan",
+    "describe_plan",
+    "find_pipelines",
+    "find_project_root",
+    "load_ir_file",
+    "pipeline_from_json",
+    "pipeline_json_schema",
+    "pipeline_to_json",
+    "render_file",
+    "select_pipeline",
+    "validate",
+]

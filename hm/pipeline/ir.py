@@ -1,0 +1,189 @@
+"""Pipeline IR v0: the data a pipeline is, and its JSON form.
+
+Every way of writing a pipeline (the Python DSL, an IR JSON file) ends up as a
+:class:`Pipeline`. The structs are strict on purpose: unknown fields are errors so a
+typo such as ``timeout_secs`` is reported instead of silently ignored, and the
+structs are frozen so the plan and the scheduler can share them without copying.
+
+Compatibility rule (as for the plugin protocol): within IR version ``"0"`` new
+optional fields may be added; nothing is renamed or repurposed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Final, Literal, TypeAlias
+
+import msgspec
+
+from hm.errors import PipelineError
+
+__all__ = [
+    "IR_VERSION",
+    "CachePolicy",
+    "CommandStep",
+    "Pipeline",
+    "Step",
+    "WaitStep",
+    "pipeline_from_json",
+    "pipeline_json_schema",
+    "pipeline_to_json",
+]
+
+#: The only IR version this hm reads and writes.
+IR_VERSION: Final = "0"
+
+
+class _IRStruct(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Shared options: strict and immutable (subclasses inherit both).
+
+    ``kw_only`` is not inherited by msgspec, so each struct sets it.
+    """
+
+
+class CachePolicy(_IRStruct, kw_only=True):
+    """How a step uses the cache.
+
+    :param policy: ``"none"`` (default), ``"read"`` (restore only) or ``"read_write"``.
+    :param key: cache key; ``None`` lets the runner derive one.
+    """
+
+    policy: Literal["none", "read", "read_write"] = "none"
+    key: str | None = None
+
+
+class CommandStep(_IRStruct, kw_only=True, tag="command", tag_field="kind"):
+    """A step that runs ``cmd`` on a runner.
+
+    ``runner=None`` means the default runner (the one a plugin declares as default).
+    ``builds_in`` names the step whose workspace snapshot this step starts from.
+    """
+
+    key: str
+    label: str | None = None
+    cmd: str
+    env: dict[str, str] = {}
+    image: str | None = None
+    runner: str | None = None
+    runner_args: dict[str, Any] = {}
+    timeout_seconds: float | None = None
+    cache: CachePolicy | None = None
+    builds_in: str | None = None
+
+
+class WaitStep(_IRStruct, kw_only=True, tag="wait", tag_field="kind"):
+    """A barrier: steps after it start only when every step before it has finished.
+
+    With ``continue_on_failure=False`` a failure before the barrier stops the build here.
+    """
+
+    key: str | None = None
+    continue_on_failure: bool = False
+
+
+Step: TypeAlias = CommandStep | WaitStep
+
+
+class Pipeline(_IRStruct, kw_only=True):
+    """One pipeline: a slug, pipeline-wide env and image, and its steps in order."""
+
+    version: Literal["0"] = IR_VERSION
+    slug: str
+    env: dict[str, str] = {}
+    default_image: str | None = None
+    steps: list[Step]
+
+
+# msgspec appends " - at `$.steps[2].cmd`" to validation errors; the path is the
+# most useful part for a user, so it becomes the `where`.
+_AT_PATH = re.compile(r"^(?P<what>.*?) - at `(?P<path>\$[^`]*)`$", re.DOTALL)
+_AT_BYTE = re.compile(r"\(byte (?P<byte>\d+)\)$")
+_UNKNOWN_FIELD = re.compile(r"unknown field `(?P<field>[^`]+)`")
+_STEP_PATH = re.compile(r"^\$\.steps\[(?P<index>\d+)\](?P<rest>.*)$")
+
+_SCHEMA_HINT = (
+    "the IR v0 fields are documented in hm/pipeline/ir.py (`hm.pipeline.pipeline_json_schema()`)"
+)
+
+
+def pipeline_from_json(data: bytes, *, source: str) -> Pipeline:
+    """Decode and type-check IR JSON.
+
+    :param source: what the bytes came from (a path), used in error messages.
+    :raises PipelineError: malformed JSON (``where`` is ``source:line:col``) or a value
+        that does not fit the schema (``where`` is ``source`` plus msgspec's path).
+    """
+    try:
+        return msgspec.json.decode(data, type=Pipeline)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(str(exc), data, source) from exc
+    except msgspec.DecodeError as exc:
+        raise _decode_error(str(exc), data, source) from exc
+
+
+def pipeline_to_json(pipeline: Pipeline) -> bytes:
+    """Encode a pipeline as compact IR JSON (every field present, ``kind`` first)."""
+    return msgspec.json.encode(pipeline)
+
+
+def pipeline_json_schema() -> dict[str, Any]:
+    """The JSON Schema of IR v0, for documentation and editors."""
+    return msgspec.json.schema(Pipeline)
+
+
+def _decode_error(message: str, data: bytes, source: str) -> PipelineError:
+    where = source
+    match = _AT_BYTE.search(message)
+    if match:
+        offset = int(match["byte"])
+        line = data.count(b"\n", 0, offset) + 1
+        col = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+        where = f"{source}:{line}:{col}"
+        message = message[: match.start()].rstrip()
+    return PipelineError(
+        f"not valid JSON: {message}",
+        where=where,
+        hint="fix the JSON syntax (an IR file is one JSON object with `slug` and `steps`)",
+    )
+
+
+def _validation_error(message: str, data: bytes, source: str) -> PipelineError:
+    match = _AT_PATH.match(message)
+    what, path = (match["what"], match["path"]) if match else (message, "$")
+    hint = _SCHEMA_HINT
+    field = _UNKNOWN_FIELD.search(what)
+    if field:
+        allowed = _fields_at(path, data)
+        if allowed:
+            close = difflib.get_close_matches(field["field"], allowed, n=1)
+            guess = f"did you mean `{close[0]}`? " if close else ""
+            hint = f"{guess}allowed fields here: {', '.join(allowed)}"
+    elif path == "$.version":
+        hint = (
+            f'this hm reads pipeline IR version "{IR_VERSION}"; regenerate the file or upgrade hm'
+        )
+    elif path.endswith(".kind"):
+        hint = 'a step\'s `kind` is "command" or "wait"'
+    return PipelineError(f"invalid pipeline IR: {what}", where=f"{source} at {path}", hint=hint)
+
+
+def _fields_at(path: str, data: bytes) -> list[str]:
+    """The field names allowed at ``path`` (``$``, ``$.steps[N]``, ``$.steps[N].cache``)."""
+    if path == "$":
+        return list(Pipeline.__struct_fields__)
+    match = _STEP_PATH.match(path)
+    if not match:
+        return []
+    if match["rest"] == ".cache":
+        return list(CachePolicy.__struct_fields__)
+    if match["rest"]:
+        return []
+    # The step's kind decides which struct applies; re-read the raw JSON to learn it.
+    try:
+        raw = msgspec.json.decode(data)
+        kind = raw["steps"][int(match["index"])].get("kind")
+    except (msgspec.DecodeError, LookupError, TypeError, AttributeError):
+        return []
+    struct = {"command": CommandStep, "wait": WaitStep}.get(kind)
+    return ["kind", *struct.__struct_fields__] if struct else []

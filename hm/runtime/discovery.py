@@ -1,0 +1,102 @@
+"""Where plugin libraries are looked for, in order of precedence.
+
+1. the project's ``.hm/plugins/``
+2. each entry of ``HM_PLUGIN_PATH`` (directories or files, ``os.pathsep``-separated)
+3. the user plugin folder (``$HM_HOME/plugins`` or the platform's data dir)
+4. Python packages declaring an ``hm.plugins`` entry point
+5. the plugins bundled with hm
+
+When two libraries have the same manifest name, the earlier one shadows the later,
+so a project can pin its own build of a bundled plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Literal
+
+from hm import paths
+
+Origin = Literal["project", "env", "user", "package", "bundled"]
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "bundled_plugins"
+
+
+def plugin_suffix() -> str:
+    if sys.platform == "darwin":
+        return ".dylib"
+    if sys.platform == "win32":
+        return ".dll"
+    return ".so"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A file that may be a plugin, and where it was found."""
+
+    path: Path
+    origin: Origin
+
+
+def _scan(directory: Path, origin: Origin) -> list[Candidate]:
+    if not directory.is_dir():
+        return []
+    suffix = plugin_suffix()
+    return [
+        Candidate(p.absolute(), origin) for p in sorted(directory.iterdir()) if p.suffix == suffix and p.is_file()
+    ]
+
+
+def _env_path(origin: Origin = "env") -> list[Candidate]:
+    found: list[Candidate] = []
+    for entry in filter(None, os.environ.get("HM_PLUGIN_PATH", "").split(os.pathsep)):
+        p = Path(entry).expanduser()
+        found.extend([Candidate(p.absolute(), origin)] if p.is_file() else _scan(p, origin))
+    return found
+
+
+def _entry_points() -> list[Candidate]:
+    """``hm.plugins`` entry points name a library as ``package.folder:stem``: the file
+    ``<stem><platform suffix>`` in the folder of that dotted path, e.g.
+    ``hm_example_plugin.lib:example`` is ``hm_example_plugin/lib/example.so`` on
+    Linux. The top-level package is located with ``find_spec``, which reads the
+    import path but does not import (run) it; the rest of the path is folders.
+    """
+    found: list[Candidate] = []
+    for ep in metadata.entry_points(group="hm.plugins"):
+        module, _, rel = ep.value.partition(":")
+        top = module.split(".")[0]
+        spec = find_spec(top) if top else None
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        base = Path(next(iter(spec.submodule_search_locations))).joinpath(*module.split(".")[1:])
+        path = base / rel.strip()
+        if not path.suffix:
+            path = path.with_name(path.name + plugin_suffix())
+        if path.is_file():
+            found.append(Candidate(path, "package"))
+    return found
+
+
+def discover(project_root: Path | None) -> list[Candidate]:
+    """Every candidate library, highest precedence first, each path once."""
+    ordered: list[Candidate] = []
+    if project_root is not None:
+        ordered += _scan(paths.project_plugin_dir(project_root), "project")
+    ordered += _env_path()
+    ordered += _scan(paths.user_plugin_dir(), "user")
+    ordered += _entry_points()
+    ordered += _scan(BUNDLED_DIR, "bundled")
+    seen: set[Path] = set()
+    unique = []
+    for c in ordered:
+        key = c.path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(c)
+    return unique

@@ -1,0 +1,124 @@
+"""What a plugin call can reach through the host API, as plain Python.
+
+:class:`HostServices` is the default, used outside a run (manifests, subcommands):
+logging, the persistent plugin-scope key-value store, the user's terminal and
+the project's ``.hm/`` configuration. The run engine subclasses it to add
+step logs, cancellation, build/step KV scopes and the workspace archive.
+
+A method signals a non-OK ``hm_status_t`` by raising :class:`HostStatus`; the
+callbacks in ``host_api`` turn that into the return code, so no Python exception
+ever reaches C.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+from hm_plugin_sdk.abi import KvScope, Status, Stream
+from hm_plugin_sdk.protocol import PluginEvent
+
+from hm.runtime.calls import CallContext
+from hm.runtime.kv_store import PluginKvStore
+
+log = logging.getLogger("hm.plugin")
+
+
+class HostStatus(Exception):
+    """Raised by a service to return ``status`` to the plugin."""
+
+    def __init__(self, status: Status) -> None:
+        super().__init__(status.name)
+        self.status = status
+
+
+class HostServices:
+    """Host-API behaviour outside a pipeline run."""
+
+    def __init__(
+        self,
+        *,
+        project_root: Path | None = None,
+        kv: PluginKvStore | None = None,
+        stdout: BinaryIO | None = None,
+        stderr: BinaryIO | None = None,
+    ) -> None:
+        self.project_root = project_root
+        self._kv = kv
+        self._stdout = stdout
+        self._stderr = stderr
+
+    # -- logging and events -------------------------------------------------
+    def log(self, ctx: CallContext, level: int, message: str) -> None:
+        where = f"{ctx.plugin}" + (f" [{ctx.step_key}]" if ctx.step_key else "")
+        log.log(level, "%s: %s", where, message)
+
+    def emit_event(self, ctx: CallContext, event: PluginEvent) -> None:
+        log.debug("%s: event %s %s", ctx.plugin, event.name, event.data)
+
+    def step_log(self, ctx: CallContext, stream: Stream, data: bytes) -> None:
+        raise HostStatus(Status.ERR_UNAVAILABLE)
+
+    def should_cancel(self, ctx: CallContext) -> bool:
+        return False
+
+    # -- key-value store ----------------------------------------------------
+    def kv_get(self, ctx: CallContext, scope: KvScope, key: bytes) -> bytes | None:
+        # During `manifest` the plugin's name is not known yet, so it has no store.
+        if scope is not KvScope.PLUGIN or ctx.op == "manifest":
+            raise HostStatus(Status.ERR_UNAVAILABLE)
+        return self._plugin_kv().get(ctx.plugin, key)
+
+    def kv_set(self, ctx: CallContext, scope: KvScope, key: bytes, value: bytes) -> None:
+        if scope is not KvScope.PLUGIN or ctx.op == "manifest":
+            raise HostStatus(Status.ERR_UNAVAILABLE)
+        self._plugin_kv().set(ctx.plugin, key, value)
+
+    def _plugin_kv(self) -> PluginKvStore:
+        if self._kv is None:
+            self._kv = PluginKvStore.default()
+        return self._kv
+
+    # -- the user's terminal --------------------------------------------------
+    def write_stdout(self, ctx: CallContext, data: bytes) -> None:
+        self._write(self._stdout or sys.stdout.buffer, data)
+
+    def write_stderr(self, ctx: CallContext, data: bytes) -> None:
+        self._write(self._stderr or sys.stderr.buffer, data)
+
+    @staticmethod
+    def _write(stream: BinaryIO, data: bytes) -> None:
+        try:
+            stream.write(data)
+            stream.flush()
+        except OSError as exc:
+            raise HostStatus(Status.ERR_IO) from exc
+
+    # -- files ----------------------------------------------------------------
+    def archive_size(self, ctx: CallContext) -> int:
+        raise HostStatus(Status.ERR_UNAVAILABLE)
+
+    def archive_read(self, ctx: CallContext, offset: int, size: int) -> bytes:
+        raise HostStatus(Status.ERR_UNAVAILABLE)
+
+    def read_config(self, ctx: CallContext, rel_path: str) -> bytes:
+        """Read ``.hm/<rel_path>``; refuse anything that resolves outside ``.hm/``."""
+        if self.project_root is None:
+            raise HostStatus(Status.ERR_UNAVAILABLE)
+        base = (self.project_root / ".hm").resolve()
+        if not rel_path or os.path.isabs(rel_path) or "\0" in rel_path:
+            raise HostStatus(Status.ERR_DENIED)
+        target = (base / rel_path).resolve()
+        if not target.is_relative_to(base):
+            raise HostStatus(Status.ERR_DENIED)
+        try:
+            return target.read_bytes()
+        except FileNotFoundError as exc:
+            raise HostStatus(Status.ERR_NOT_FOUND) from exc
+        except IsADirectoryError as exc:
+            raise HostStatus(Status.ERR_NOT_FOUND) from exc
+        except OSError as exc:
+            raise HostStatus(Status.ERR_IO) from exc
