@@ -23,8 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     from hm.cli.session import SESSION
 
     args = sys.argv[1:] if argv is None else argv
-    command = typer.main.get_command(app)
     try:
+        ext_code = _run_extension_if_named(args)
+        if ext_code is not None:
+            return ext_code
+        command = typer.main.get_command(app)
         result = command.main(args=args, prog_name="hm", standalone_mode=False)
         return int(result) if isinstance(result, int) else int(ExitCode.OK)
     except HmError as err:
@@ -37,13 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return int(ExitCode.USAGE)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         output.stderr.print("cancelled")
         return int(ExitCode.CANCELLED)
-    except KeyboardInterrupt:
-        output.stderr.print("cancelled")
-        return int(ExitCode.CANCELLED)
-    except Exception as exc:  # noqa: BLE001 - the last net before the user's terminal
+    except Exception as exc:  # the last net before the user's terminal
         if SESSION.verbose:
             traceback.print_exc()
         output.stderr.print(
@@ -51,6 +51,34 @@ def main(argv: list[str] | None = None) -> int:
             "run again with --verbose for the traceback and report it"
         )
         return INTERNAL_ERROR
+
+
+def _run_extension_if_named(args: list[str]) -> int | None:
+    """Run ``hm-NAME`` for ``hm [globals] NAME ARGS…`` when NAME is an extension.
+
+    Done before click parses anything, so every argument after NAME (``--help``
+    and ``--`` included) reaches the extension verbatim.
+    """
+    from hm.cli import extensions
+    from hm.cli.app import app
+    from hm.cli.group import apply_globals, split_globals
+    from hm.cli.session import SESSION
+
+    global_args, name, rest = split_globals(args)
+    builtins = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    if name is None or name in builtins:
+        return None
+    path = extensions.find_extension(name)
+    if path is None:
+        return None
+    apply_globals(global_args)
+    import typer.main
+
+    group = typer.main.get_command(app)
+    if name in group.plugin_commands()[0]:  # type: ignore[attr-defined]
+        return None  # a plugin verb wins over an extension
+    ctx = extensions.context(project_root=SESSION.project_root, fmt="human", verbose=SESSION.verbose)
+    return extensions.run_extension(path, rest, ctx)
 
 
 def entry() -> None:

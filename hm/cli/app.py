@@ -8,12 +8,14 @@ from typing import Optional
 import typer
 
 from hm import __version__
-from hm.cli import output, plugin_cmds
+from hm.cli import output, plugin_cmds, run_cmd
+from hm.cli.group import HmGroup
 from hm.cli.options import FormatOption
 from hm.cli.session import SESSION
 
 app = typer.Typer(
     name="hm",
+    cls=HmGroup,
     help="hm runs build pipelines; every runner, hook and extra command is a native plugin.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -21,6 +23,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(plugin_cmds.app, name="plugin")
+app.command("run")(run_cmd.run)
 
 
 @app.callback()

@@ -1,0 +1,72 @@
+"""``hm run``: pick a pipeline, validate it against the plugins, run it or show its plan."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from hm.cli import output
+from hm.cli.options import FormatOption
+from hm.cli.session import SESSION
+from hm.errors import ExitCode
+
+
+def run(
+    slug: Optional[str] = typer.Argument(None, help="The pipeline to run, when the project has several."),
+    file: Optional[Path] = typer.Option(
+        None, "--file", "-f", help="Run the pipeline in this .py (DSL) or .json (IR) file.", dir_okay=False
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (stages, chains, runners); run nothing."),
+    format: FormatOption = "human",
+    parallelism: Optional[int] = typer.Option(
+        None, "--parallelism", "-j", min=1, help="Steps running at once. Default: the number of CPUs."
+    ),
+    keep_going: bool = typer.Option(
+        False, "--keep-going", "-k", help="Let independent chains finish after a failure (default: stop at the first)."
+    ),
+) -> None:
+    """Run a pipeline of the project (or --file), each step on the runner plugin it names."""
+    from hm.pipeline import build_plan, describe_plan, select_pipeline, validate
+    from hm.run.engine import RunOptions, run_pipeline
+
+    root = SESSION.project_root
+    pipeline = select_pipeline(root, slug, file)
+    registry = SESSION.registry
+    for rec in registry.broken():
+        output.print_warning(rec.error)  # type: ignore[arg-type]
+    validate(
+        pipeline,
+        # Conflicted runners count as known: running them raises the conflict (exit 4).
+        runners=registry.runner_names(),
+        default_runner=registry.default_runner,
+        source=str(file) if file else f"pipeline '{pipeline.slug}'",
+    )
+    if dry_run:
+        plan = build_plan(pipeline)
+        text = describe_plan(plan, lambda step: step.runner or registry.default_runner or "?")
+        output.stdout.print(text, markup=False, highlight=False)
+        return
+    if format == "json":
+        from hm.run.output_json import JsonLinesSink
+
+        sink = JsonLinesSink()
+    else:
+        from hm.run.output_human import HumanSink
+
+        sink = HumanSink()
+    options = RunOptions(
+        project_root=root,
+        parallelism=parallelism or os.cpu_count() or 1,
+        keep_going=keep_going,
+        keep_workspaces=os.environ.get("HM_KEEP_WORKSPACES") == "1",
+    )
+    result = run_pipeline(pipeline, registry, options, sink)
+    if format != "json":
+        sink.summary(  # type: ignore[attr-defined]
+            [(o.key, o.status, o.duration_ms, o.message, o.tail) for o in result.outcomes], result.finished
+        )
+    if result.exit_code != ExitCode.OK:
+        raise typer.Exit(int(result.exit_code))

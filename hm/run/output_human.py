@@ -1,0 +1,131 @@
+"""``--format human``: live progress on stderr, then a summary.
+
+On a terminal (and without ``NO_COLOR``) a rich live view shows the running steps
+with their elapsed time and last line of output, and prints each finished step
+above it. Elsewhere (CI logs, pipes) it prints plain lines: one per step event and
+each output line prefixed with its step key. The summary lists every step with
+its status and duration and, for each step that did not succeed, the tail of its
+output.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TextIO
+
+from hm_plugin_sdk.protocol import (
+    BuildEvent,
+    BuildFinished,
+    BuildStarted,
+    PluginEventEmitted,
+    StepFinished,
+    StepLog,
+    StepStarted,
+)
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+_MARK = {
+    "succeeded": ("✓", "green"),
+    "failed": ("✗", "red"),
+    "timed_out": ("⏱", "red"),
+    "cancelled": ("■", "yellow"),
+    "skipped": ("-", "dim"),
+    "error": ("!", "red"),
+}
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:.1f}s"
+
+
+class HumanSink:
+    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self.console = Console(file=self._stream, highlight=False, soft_wrap=True)
+        if live is None:
+            live = self._stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+        self._running: dict[str, tuple[float, str, str]] = {}  # key -> (start, runner, last line)
+        self._live = (
+            Live(console=self.console, refresh_per_second=8, transient=True, get_renderable=self._view)
+            if live
+            else None
+        )
+
+    # -- events -------------------------------------------------------------------
+    def __call__(self, event: BuildEvent) -> None:
+        if type(event) is StepLog:
+            self._log(event)
+        elif isinstance(event, BuildStarted):
+            self._print(f"[bold]▶ {escape(event.pipeline)}[/] — {event.steps} step(s), run {event.run_id}")
+            if self._live is not None:
+                self._live.start()
+        elif isinstance(event, StepStarted):
+            self._running[event.step_key] = (time.monotonic(), event.runner, "")
+            if self._live is None:
+                self._print(f"  [cyan]start[/]  {escape(event.step_key)} [dim]({escape(event.runner)})[/]")
+        elif isinstance(event, StepFinished):
+            self._running.pop(event.step_key, None)
+            mark, colour = _MARK.get(event.status, ("?", ""))
+            detail = f" — {escape(event.message)}" if event.message and event.status != "succeeded" else ""
+            took = f" [dim]{_seconds(event.duration_ms)}[/]" if event.status != "skipped" else ""
+            self._print(f"  [{colour}]{mark} {escape(event.step_key)}[/]{took}{detail}")
+        elif isinstance(event, PluginEventEmitted):
+            self._print(f"  [dim]event {escape(event.plugin)}:{escape(event.name)} {escape(str(event.data))}[/]")
+        elif isinstance(event, BuildFinished):
+            if self._live is not None:
+                self._live.stop()
+
+    def _log(self, event: StepLog) -> None:
+        if self._live is not None:
+            start, runner, _ = self._running.get(event.step_key, (time.monotonic(), "", ""))
+            self._running[event.step_key] = (start, runner, event.line)
+        else:
+            self._stream.write(f"  {event.step_key} | {event.line}\n")
+
+    def _print(self, markup: str) -> None:
+        self.console.print(markup)
+
+    def _view(self) -> Group:
+        now = time.monotonic()
+        table = Table.grid(padding=(0, 1))
+        for key, (start, _runner, line) in list(self._running.items()):
+            table.add_row(
+                Spinner("dots"),
+                Text(key, style="bold"),
+                Text(f"{now - start:.1f}s", style="dim"),
+                Text(line[-100:], style="dim", no_wrap=True, overflow="ellipsis"),
+            )
+        return Group(table)
+
+    def warning(self, text: str) -> None:
+        self._print(f"[yellow]warning:[/] {escape(text)}")
+
+    # -- summary ------------------------------------------------------------------
+    def summary(self, outcomes: list[tuple[str, str, int, str | None, list[str]]], final: BuildFinished) -> None:
+        """Steps in plan order: (key, status, duration_ms, message, tail)."""
+        for key, status, _, _, tail in outcomes:
+            if status in ("failed", "timed_out", "error") and tail:
+                self._print(f"\n[bold red]── output of {escape(key)} (last {len(tail)} lines) ──[/]")
+                for line in tail:
+                    self.console.print(Text(line))
+        width = max((len(k) for k, *_ in outcomes), default=0)
+        self._print("")
+        for key, status, ms, *_ in outcomes:
+            mark, colour = _MARK.get(status, ("?", ""))
+            took = _seconds(ms) if status != "skipped" else ""
+            self._print(f"  [{colour}]{mark}[/] {escape(key.ljust(width))}  [{colour}]{status:<9}[/] {took}")
+        colour = "green" if final.status == "succeeded" else "red"
+        tail = f": {escape(final.message)}" if final.message else ""
+        self._print(f"[bold {colour}]build {final.status}[/] in {_seconds(final.duration_ms)}{tail}")
+
+    def close(self) -> None:
+        if self._live is not None and self._live.is_started:
+            self._live.stop()
+        self._stream.flush()

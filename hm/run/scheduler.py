@@ -1,0 +1,283 @@
+"""Running a plan's stages and chains on anyio, with plugin calls on worker threads.
+
+* Stages run in order. A stage behind a ``wait`` starts only if nothing failed
+  before it, unless the wait says ``continue_on_failure``.
+* Chains of a stage run concurrently, at most ``parallelism`` steps at a time. A
+  chain that starts from another step's snapshot waits for that step; if it did
+  not succeed, the chain is skipped.
+* Fail-fast (default): the first failing chain stops its stage: running steps are
+  told to cancel through ``should_cancel`` and nothing new starts. The wait after
+  the stage then decides: without ``continue_on_failure`` the build ends there.
+  ``keep_going`` lets independent chains of the stage finish.
+* Ctrl-C and a hook's abort stop the whole build.
+* A step's ``timeout_seconds`` is enforced through ``should_cancel``; a runner
+  that still has not returned ``KILL_GRACE_SECONDS`` later is abandoned (its
+  thread cannot be interrupted) and the step is reported timed out.
+* Each call runs in a worker thread: cffi releases the GIL, so steps really run
+  in parallel.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+from hm_plugin_sdk.protocol import (
+    ChainFailed,
+    ExecutorInput,
+    StepFinished,
+    StepQueued,
+    StepResult,
+    StepSpec,
+    StepStarted,
+)
+
+from hm.errors import HmError
+from hm.pipeline.graph import Chain, Plan
+from hm.pipeline.ir import CommandStep, Pipeline
+from hm.run.events import EventBus, now_ts
+from hm.run.services import RunServices
+from hm.runtime.plugin import Plugin
+
+KILL_GRACE_SECONDS = 15.0
+
+
+@dataclass
+class StepOutcome:
+    key: str
+    status: str
+    exit_code: int | None = None
+    duration_ms: int = 0
+    message: str | None = None
+    tail: list[str] = field(default_factory=list)
+    error: HmError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+@dataclass(frozen=True)
+class StepRunner:
+    """The runner name and loaded plugin that execute a step."""
+
+    runner: str
+    plugin: Plugin
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        plan: Plan,
+        pipeline: Pipeline,
+        executors: dict[str, StepRunner],
+        services: RunServices,
+        bus: EventBus,
+        run_dir: Path,
+        parallelism: int,
+        keep_going: bool,
+    ) -> None:
+        self.plan = plan
+        self.pipeline = pipeline
+        self.executors = executors
+        self.services = services
+        self.bus = bus
+        self.run_dir = run_dir
+        self.keep_going = keep_going
+        self.outcomes: dict[str, StepOutcome] = {}
+        self._slots = anyio.CapacityLimiter(parallelism)
+        self._threads = anyio.CapacityLimiter(parallelism)
+        self._done: dict[str, anyio.Event] = {}
+        #: Why the whole build stops (hook abort, Ctrl-C, a failure before a wait).
+        self.stop_reason: str | None = None
+        #: Why the current stage stops (fail-fast); cleared at each stage.
+        self._stage_stop: str | None = None
+
+    # -- control ------------------------------------------------------------------
+    def stop(self, reason: str) -> None:
+        """Stop the build: start nothing new and cancel what runs (hook abort, Ctrl-C)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._cancel_running()
+
+    def _fail_fast(self, reason: str) -> None:
+        if self._stage_stop is None:
+            self._stage_stop = reason
+        self._cancel_running()
+
+    def _cancel_running(self) -> None:
+        for key, state in self.services.steps.items():
+            if key not in self.outcomes:
+                state.cancel.set()
+
+    def _halted(self) -> str | None:
+        if self.services.cancelled.is_set():
+            return self.stop_reason or "the build was cancelled"
+        return self.stop_reason or self._stage_stop
+
+    @property
+    def any_failed(self) -> bool:
+        return any(not o.ok for o in self.outcomes.values() if o.status != "skipped")
+
+    # -- running ------------------------------------------------------------------
+    async def run(self) -> dict[str, StepOutcome]:
+        for chain in (c for stage in self.plan.stages for c in stage.chains):
+            for step in chain.steps:
+                self._done[step.key] = anyio.Event()
+        for stage in self.plan.stages:
+            self._stage_stop = None
+            wait = stage.wait_before
+            if wait is not None and self.any_failed and not wait.continue_on_failure and self.stop_reason is None:
+                self.stop_reason = "a step failed before a wait (set continue_on_failure on the wait to go on)"
+            halted = self._halted()
+            if halted is not None:
+                self._skip_stage(stage.chains, halted)
+                continue
+            async with anyio.create_task_group() as tg:
+                for chain in stage.chains:
+                    tg.start_soon(self._run_chain, chain)
+        return self.outcomes
+
+    def skip_all(self, reason: str) -> None:
+        """Mark every step skipped (the build was aborted before it started)."""
+        for stage in self.plan.stages:
+            self._skip_stage(stage.chains, reason)
+
+    def _skip_stage(self, chains: tuple[Chain, ...], why: str) -> None:
+        for chain in chains:
+            for step in chain.steps:
+                self._skip(step, why)
+
+    def _skip(self, step: CommandStep, why: str) -> None:
+        if step.key in self.outcomes:
+            return
+        outcome = StepOutcome(step.key, "skipped", message=why)
+        self.outcomes[step.key] = outcome
+        done = self._done.get(step.key)  # absent when the build stops before it starts
+        if done is not None:
+            done.set()
+        self.bus.emit(
+            StepFinished(run_id=self.services.run_id, ts=now_ts(), step_key=step.key, status="skipped", message=why)
+        )
+
+    async def _run_chain(self, chain: Chain) -> None:
+        base = chain.parent_step
+        if base is not None:
+            await self._done[base].wait()
+            parent = self.outcomes[base]
+            if not parent.ok:
+                for step in chain.steps:
+                    self._skip(step, f"it builds in '{base}', which {parent.status}")
+                return
+        for i, step in enumerate(chain.steps):
+            halted = self._halted()
+            if halted is not None:
+                for rest in chain.steps[i:]:
+                    self._skip(rest, halted)
+                return
+            self.bus.emit(StepQueued(run_id=self.services.run_id, ts=now_ts(), step_key=step.key))
+            async with self._slots:
+                outcome = await self._run_step(step, base)
+            if not outcome.ok:
+                for rest in chain.steps[i + 1 :]:
+                    self._skip(rest, f"'{step.key}' {outcome.status} earlier in its chain")
+                self.bus.emit(
+                    ChainFailed(
+                        run_id=self.services.run_id,
+                        ts=now_ts(),
+                        chain=chain.id,
+                        step_key=step.key,
+                        reason=outcome.message or outcome.status,
+                    )
+                )
+                if not self.keep_going and outcome.status != "cancelled":
+                    self._fail_fast(f"'{step.key}' {outcome.status} (fail-fast; --keep-going lets other chains finish)")
+                return
+            base = step.key
+
+    async def _run_step(self, step: CommandStep, base: str | None) -> StepOutcome:
+        halted = self._halted()
+        if halted is not None:
+            self._skip(step, halted)
+            return self.outcomes[step.key]
+        executor = self.executors[step.key]
+        workspace = self.run_dir / "ws" / step.key
+        workspace.mkdir(parents=True)
+        inp = ExecutorInput(
+            run_id=self.services.run_id,
+            step=StepSpec(
+                key=step.key,
+                cmd=step.cmd,
+                label=step.label,
+                image=step.image or self.pipeline.default_image,
+                runner=executor.runner,
+                runner_args=dict(step.runner_args),
+                timeout_seconds=step.timeout_seconds,
+            ),
+            env={**self.pipeline.env, **step.env},
+            workspace=str(workspace),
+            base_workspace=str(self.run_dir / "ws" / base) if base else None,
+            project_root=str(self.services.project_root or ""),
+        )
+        state = self.services.start_step(step.key, step.timeout_seconds)
+        self.bus.emit(
+            StepStarted(
+                run_id=self.services.run_id,
+                ts=now_ts(),
+                step_key=step.key,
+                runner=executor.runner,
+                plugin=executor.plugin.name,
+            )
+        )
+        started = time.monotonic()
+        outcome = await self._call(executor.plugin, inp, step)
+        self.services.finish_step(step.key)
+        outcome.duration_ms = int((time.monotonic() - started) * 1000)
+        if state.timed_out and outcome.status in ("cancelled", "failed"):
+            outcome.status = "timed_out"
+            outcome.exit_code = 124  # timeout(1)'s code; 130 would read as Ctrl-C
+            outcome.message = f"timed out after {step.timeout_seconds:g} s"
+        outcome.tail = list(state.tail)
+        self.outcomes[step.key] = outcome
+        self._done[step.key].set()
+        self.bus.emit(
+            StepFinished(
+                run_id=self.services.run_id,
+                ts=now_ts(),
+                step_key=step.key,
+                status=outcome.status,  # type: ignore[arg-type]
+                exit_code=outcome.exit_code,
+                duration_ms=outcome.duration_ms,
+                message=outcome.message,
+            )
+        )
+        return outcome
+
+    async def _call(self, plugin: Plugin, inp: ExecutorInput, step: CommandStep) -> StepOutcome:
+        limit = step.timeout_seconds + KILL_GRACE_SECONDS if step.timeout_seconds else None
+        result: StepResult | None = None
+        try:
+            with anyio.move_on_after(limit):
+                result = await anyio.to_thread.run_sync(
+                    plugin.execute_step, inp, self.services, abandon_on_cancel=True, limiter=self._threads
+                )
+        except HmError as exc:
+            return StepOutcome(step.key, "error", message=exc.one_line(), error=exc)
+        if result is None:
+            return StepOutcome(
+                step.key,
+                "timed_out",
+                exit_code=124,
+                message=f"timed out after {step.timeout_seconds:g} s and {plugin.name} did not stop "
+                f"within {KILL_GRACE_SECONDS:g} s more; its thread was abandoned",
+            )
+        message = result.message
+        # A runner that says "succeeded" with a non-zero exit code is believed on the code.
+        status = "failed" if result.status == "succeeded" and result.exit_code != 0 else result.status
+        if status == "failed" and not message:
+            message = f"exited with code {result.exit_code}"
+        return StepOutcome(step.key, status, exit_code=result.exit_code, message=message)

@@ -1,0 +1,159 @@
+"""Host-API behaviour during a run: step logs, cancellation, timeouts, the build
+and step KV scopes, plugin events and the workspace archive.
+
+Everything a plugin thread touches here is attributed through its call context
+(plugin, step key) and guarded for concurrent steps.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from hm_plugin_sdk.abi import KvScope, Status, Stream
+from hm_plugin_sdk.protocol import PluginEvent, PluginEventEmitted, StepLog
+
+from hm.run.archive import WorkspaceArchive
+from hm.run.events import EventBus, now_ts
+from hm.run.log_lines import LineSplitter
+from hm.runtime.calls import CallContext
+from hm.runtime.host_services import HostServices, HostStatus
+from hm.runtime.kv_store import PluginKvStore
+
+#: Lines of each step's output kept for the summary; older lines are dropped.
+TAIL_LINES = 40
+_STREAMS = {Stream.STDOUT: "stdout", Stream.STDERR: "stderr"}
+
+
+class StepState:
+    """What the host tracks for one running step."""
+
+    def __init__(self, key: str, timeout_seconds: float | None) -> None:
+        self.key = key
+        self.cancel = threading.Event()
+        self.deadline = time.monotonic() + timeout_seconds if timeout_seconds else None
+        self.timed_out = False
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.splitters = {Stream.STDOUT: LineSplitter(), Stream.STDERR: LineSplitter()}
+        self.lines = 0
+        self.lock = threading.Lock()
+
+
+class RunServices(HostServices):
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        bus: EventBus,
+        project_root: Path,
+        archive: WorkspaceArchive,
+        kv: PluginKvStore | None = None,
+    ) -> None:
+        super().__init__(project_root=project_root, kv=kv)
+        self.run_id = run_id
+        self.bus = bus
+        self.archive = archive
+        self.cancelled = threading.Event()
+        self.steps: dict[str, StepState] = {}
+        self._mem_kv: dict[tuple[str, str, str, bytes], bytes] = {}
+        self._kv_lock = threading.Lock()
+
+    # -- steps ----------------------------------------------------------------
+    def start_step(self, key: str, timeout_seconds: float | None) -> StepState:
+        state = StepState(key, timeout_seconds)
+        self.steps[key] = state
+        return state
+
+    def finish_step(self, key: str) -> None:
+        """Flush unfinished lines once the runner returned."""
+        state = self.steps[key]
+        with state.lock:
+            for stream, splitter in state.splitters.items():
+                for line in splitter.flush():
+                    self._line(state, stream, line, now_ts())
+
+    def should_cancel(self, ctx: CallContext) -> bool:
+        if self.cancelled.is_set():
+            return True
+        state = self.steps.get(ctx.step_key) if ctx.step_key else None
+        if state is None:
+            return False
+        if state.deadline is not None and not state.timed_out and time.monotonic() >= state.deadline:
+            state.timed_out = True
+            state.cancel.set()
+        return state.cancel.is_set()
+
+    def step_log(self, ctx: CallContext, stream: Stream, data: bytes) -> None:
+        state = self.steps.get(ctx.step_key) if ctx.step_key and ctx.op == "execute_step" else None
+        if state is None:  # only the call that executes a step writes its log
+            raise HostStatus(Status.ERR_UNAVAILABLE)
+        with state.lock:  # a runner may emit from several threads of its own
+            lines = state.splitters[stream].feed(data)
+            if lines:
+                ts = now_ts()  # one timestamp per chunk: formatting it per line costs more than the line
+                for line in lines:
+                    self._line(state, stream, line, ts)
+                # Per chunk, not per line: a reader sees output as the step makes it,
+                # and a million-line step still costs one flush per runner read.
+                self.bus.flush()
+
+    def _line(self, state: StepState, stream: Stream, line: str, ts: str) -> None:
+        state.tail.append(line)
+        state.lines += 1
+        self.bus.emit(StepLog(run_id=self.run_id, ts=ts, step_key=state.key, stream=_STREAMS[stream], line=line))
+
+    # -- events and KV ----------------------------------------------------------
+    def emit_event(self, ctx: CallContext, event: PluginEvent) -> None:
+        self.bus.emit(
+            PluginEventEmitted(
+                run_id=self.run_id,
+                ts=now_ts(),
+                plugin=ctx.plugin,
+                name=event.name,
+                data=event.data,
+                step_key=ctx.step_key,
+            )
+        )
+
+    def _mem_key(self, ctx: CallContext, scope: KvScope, key: bytes) -> tuple[str, str, str, bytes]:
+        if scope is KvScope.STEP:
+            if ctx.step_key is None:
+                raise HostStatus(Status.ERR_UNAVAILABLE)
+            return (ctx.plugin, "step", ctx.step_key, key)
+        return (ctx.plugin, "build", "", key)
+
+    def kv_get(self, ctx: CallContext, scope: KvScope, key: bytes) -> bytes | None:
+        if scope is KvScope.PLUGIN:
+            return super().kv_get(ctx, scope, key)
+        with self._kv_lock:
+            return self._mem_kv.get(self._mem_key(ctx, scope, key))
+
+    def kv_set(self, ctx: CallContext, scope: KvScope, key: bytes, value: bytes) -> None:
+        if scope is KvScope.PLUGIN:
+            super().kv_set(ctx, scope, key, value)
+            return
+        with self._kv_lock:
+            self._mem_kv[self._mem_key(ctx, scope, key)] = value
+
+    # -- archive ----------------------------------------------------------------
+    def archive_size(self, ctx: CallContext) -> int:
+        return self.archive.size()
+
+    def archive_read(self, ctx: CallContext, offset: int, size: int) -> bytes:
+        return self.archive.read(offset, size)
+
+    # -- terminal -----------------------------------------------------------------
+    def write_stdout(self, ctx: CallContext, data: bytes) -> None:
+        # stdout belongs to `--format json` during a run: route it into the step log.
+        self._write_as_log(ctx, Stream.STDOUT, data)
+
+    def write_stderr(self, ctx: CallContext, data: bytes) -> None:
+        self._write_as_log(ctx, Stream.STDERR, data)
+
+    def _write_as_log(self, ctx: CallContext, stream: Stream, data: bytes) -> None:
+        if ctx.op == "execute_step" and ctx.step_key in self.steps:
+            self.step_log(ctx, stream, data)
+        else:
+            super().write_stderr(ctx, data)
