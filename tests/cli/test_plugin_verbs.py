@@ -1,0 +1,83 @@
+"""Plugin subcommands as real commands: parsing, validation, routing, exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import FIXTURES, fixture_path, run_hm
+
+
+def env_with(*names: str, **extra: str) -> dict[str, str]:
+    return {"HM_PLUGIN_PATH": ":".join(str(fixture_path(n)) for n in names), **extra}
+
+
+def test_failing_subcommand_exit_code_and_message_pass_through() -> None:
+    result = run_hm("fail", "--reason", "on purpose", env=env_with("failing-subcommand"))
+    assert result.returncode == 7
+    assert result.stderr.strip() == "failing-subcommand failed: on purpose"
+
+
+def test_option_default_reaches_the_plugin() -> None:
+    result = run_hm("fail", env=env_with("failing-subcommand"))
+    assert result.returncode == 7
+    assert "failing-subcommand failed: it was told to" in result.stderr
+
+
+def test_typed_arguments_are_parsed_and_nested_verbs_route(tmp_path: Path) -> None:
+    log = tmp_path / "calls.log"
+    env = env_with("typed-subcommand", HM_FIXTURE_CALL_LOG=str(log))
+    result = run_hm("math", "add", "2", "3", "--label", "sum", "--times", "4", "--negate", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "sum: -20"
+    assert log.read_text() == "math add\n"
+
+
+def test_bad_int_or_missing_required_argument_is_a_usage_error_and_the_plugin_is_not_called(tmp_path: Path) -> None:
+    log = tmp_path / "calls.log"
+    env = env_with("typed-subcommand", HM_FIXTURE_CALL_LOG=str(log))
+    bad_int = run_hm("math", "add", "2", "x", "--label", "s", env=env)
+    missing_positional = run_hm("math", "add", "2", "--label", "s", env=env)
+    missing_option = run_hm("math", "add", "2", "3", env=env)
+    assert [r.returncode for r in (bad_int, missing_positional, missing_option)] == [2, 2, 2]
+    assert "'x' is not a valid integer" in bad_int.stderr
+    assert "Missing argument 'B'" in missing_positional.stderr
+    assert "Missing option '--label'" in missing_option.stderr
+    assert not log.exists(), "the plugin was called with invalid arguments"
+
+
+def test_builtin_commands_win_and_the_claim_is_reported(tmp_path: Path) -> None:
+    log = tmp_path / "calls.log"
+    env = env_with("typed-subcommand", HM_FIXTURE_CALL_LOG=str(log))
+    help_text = run_hm("--help", env=env).stdout
+    assert "claims `hm run`, a built-in command; it is ignored" in help_text
+    result = run_hm("run", "--dry-run", cwd=tmp_path, env=env)  # hm's own run: no pipeline here
+    assert result.returncode == 3
+    assert not log.exists()
+
+
+def test_plugin_verbs_appear_in_help() -> None:
+    result = run_hm("--help", env={"HM_PLUGIN_PATH": str(FIXTURES)})
+    assert "Plugin commands:" in result.stdout
+    assert "Always fails with exit code 7 [plugin failing-subcommand]" in result.stdout
+    sub = run_hm("math", "add", "--help", env=env_with("typed-subcommand"))
+    assert "Usage: hm math add [OPTIONS] A B" in sub.stdout
+    assert "--times INTEGER" in sub.stdout
+
+
+def test_help_runs_no_plugin_code_when_manifests_are_cached(tmp_path: Path) -> None:
+    log = tmp_path / "loads.log"
+    env = env_with("typed-subcommand", "failing-subcommand", HM_FIXTURE_LOAD_LOG=str(log))
+    run_hm("--help", env=env)
+    first = sorted(log.read_text().split())
+    run_hm("--help", env=env)
+    assert sorted(log.read_text().split()) == first == ["failing-subcommand", "typed-subcommand"]
+
+
+def test_host_fn_probe_reports_every_host_function_working(tmp_path: Path) -> None:
+    (tmp_path / ".hm").mkdir()
+    (tmp_path / ".hm" / "probe.txt").write_text("hi")
+    result = run_hm("probe", "host", cwd=tmp_path, env=env_with("host-fn-probe"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("host_fn ")]
+    assert len(lines) == 17 and all(ln.endswith(" ok") for ln in lines)
+    assert "host-fn-probe: 17/17 host functions behaved" in result.stdout

@@ -1,0 +1,37 @@
+"""The code base stays ruff-clean (the project's standard), checked like any other behaviour."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_ruff_is_clean() -> None:
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -e '.[test]' installs it)")
+    result = subprocess.run(
+        [ruff, "check", "hm", "hm_plugin_sdk", "tests", "bench", "build.py", "setup.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_only_the_runtime_touches_cffi() -> None:
+    """Plugin code is reached only through hm.runtime (DESIGN.md): no stray ffi imports."""
+    offenders = []
+    for path in (ROOT / "hm").rglob("*.py"):
+        rel = path.relative_to(ROOT)
+        if rel.parts[:2] == ("hm", "runtime"):
+            continue
+        text = path.read_text()
+        if "_hm_bridge" in text or "from cffi" in text or "import cffi" in text or "runtime._ffi" in text:
+            offenders.append(str(rel))
+    assert offenders == []
