@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -29,7 +28,7 @@ app.command("run")(run_cmd.run)
 @app.callback()
 def root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logs, and tracebacks on errors."),
-    project: Optional[Path] = typer.Option(
+    project: Path | None = typer.Option(
         None, "--project", "-C", help="Run as if hm was started in this directory.", file_okay=False
     ),
 ) -> None:

@@ -6,11 +6,6 @@ from typing import Any
 
 import msgspec
 import typer
-from hm_plugin_sdk.protocol import (
-    LifecycleHookCapability,
-    StepExecutorCapability,
-    SubcommandCapability,
-)
 from rich.table import Table
 
 from hm.cli import output
@@ -18,6 +13,11 @@ from hm.cli.options import FormatOption
 from hm.cli.session import SESSION
 from hm.errors import ExitCode, UsageError
 from hm.runtime.registry import PluginRecord, Registry
+from hm_plugin_sdk.protocol import (
+    LifecycleHookCapability,
+    StepExecutorCapability,
+    SubcommandCapability,
+)
 
 app = typer.Typer(help="List, inspect and manage plugins.", no_args_is_help=True)
 
@@ -146,3 +146,13 @@ def _print_info(rec: PluginRecord) -> None:
                     out.print(f"      {arg.name} ({arg.kind}, {arg.type}, {req}) {arg.help}")
             elif isinstance(cap, LifecycleHookCapability):
                 out.print(f"      timeout {cap.timeout_ms} ms")
+
+
+from hm.cli import install_cmds  # noqa: E402  (registers install/remove on `app`)
+
+install_cmds.register(app)
+
+
+from hm.cli import new_cmd  # noqa: E402  (registers `new` on `app`)
+
+new_cmd.register(app)

@@ -14,9 +14,9 @@ import os
 from typing import Any
 
 import click
-from hm_plugin_sdk.protocol import ArgSpec, SubcommandCapability, SubcommandInput
 
 from hm.runtime.registry import PluginRecord, Registry
+from hm_plugin_sdk.protocol import ArgSpec, SubcommandCapability, SubcommandInput
 
 _TYPES: dict[str, click.ParamType] = {"string": click.STRING, "int": click.INT, "bool": click.BOOL}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,13 +14,13 @@ from hm.errors import ExitCode
 
 
 def run(
-    slug: Optional[str] = typer.Argument(None, help="The pipeline to run, when the project has several."),
-    file: Optional[Path] = typer.Option(
+    slug: str | None = typer.Argument(None, help="The pipeline to run, when the project has several."),
+    file: Path | None = typer.Option(
         None, "--file", "-f", help="Run the pipeline in this .py (DSL) or .json (IR) file.", dir_okay=False
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (stages, chains, runners); run nothing."),
     format: FormatOption = "human",
-    parallelism: Optional[int] = typer.Option(
+    parallelism: int | None = typer.Option(
         None, "--parallelism", "-j", min=1, help="Steps running at once. Default: the number of CPUs."
     ),
     keep_going: bool = typer.Option(

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Protocol
 
 import anyio
-from hm_plugin_sdk.protocol import BuildEvent, BuildFinished, BuildStarted, LifecycleHookCapability
 
 from hm.errors import ExitCode
 from hm.pipeline.graph import Plan, build_plan
@@ -32,6 +31,7 @@ from hm.run.hooks import Abort, Hook, HookDispatcher
 from hm.run.scheduler import Scheduler, StepOutcome, StepRunner
 from hm.run.services import RunServices
 from hm.runtime.registry import Registry
+from hm_plugin_sdk.protocol import BuildEvent, BuildFinished, BuildStarted, LifecycleHookCapability
 
 
 class Sink(Protocol):

@@ -23,11 +23,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hm_plugin_sdk.protocol import BuildEvent, HookEvent, HookOutcome, LifecycleHookCapability, event_kind
-
 from hm.errors import HmError
 from hm.runtime.host_services import HostServices
 from hm.runtime.plugin import Plugin
+from hm_plugin_sdk.protocol import BuildEvent, HookEvent, HookOutcome, LifecycleHookCapability, event_kind
 
 log = logging.getLogger("hm.hooks")
 

@@ -15,6 +15,13 @@ import sys
 import time
 from typing import TextIO
 
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
 from hm_plugin_sdk.protocol import (
     BuildEvent,
     BuildFinished,
@@ -24,12 +31,6 @@ from hm_plugin_sdk.protocol import (
     StepLog,
     StepStarted,
 )
-from rich.console import Console, Group
-from rich.live import Live
-from rich.markup import escape
-from rich.spinner import Spinner
-from rich.table import Table
-from rich.text import Text
 
 _MARK = {
     "succeeded": ("✓", "green"),

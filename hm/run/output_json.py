@@ -14,6 +14,7 @@ import sys
 from typing import BinaryIO
 
 import msgspec
+
 from hm_plugin_sdk.protocol import BuildEvent, StepLog
 
 

@@ -25,6 +25,13 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
+
+from hm.errors import HmError
+from hm.pipeline.graph import Chain, Plan
+from hm.pipeline.ir import CommandStep, Pipeline
+from hm.run.events import EventBus, now_ts
+from hm.run.services import RunServices
+from hm.runtime.plugin import Plugin
 from hm_plugin_sdk.protocol import (
     ChainFailed,
     ExecutorInput,
@@ -34,13 +41,6 @@ from hm_plugin_sdk.protocol import (
     StepSpec,
     StepStarted,
 )
-
-from hm.errors import HmError
-from hm.pipeline.graph import Chain, Plan
-from hm.pipeline.ir import CommandStep, Pipeline
-from hm.run.events import EventBus, now_ts
-from hm.run.services import RunServices
-from hm.runtime.plugin import Plugin
 
 KILL_GRACE_SECONDS = 15.0
 

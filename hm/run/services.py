@@ -12,15 +12,14 @@ import time
 from collections import deque
 from pathlib import Path
 
-from hm_plugin_sdk.abi import KvScope, Status, Stream
-from hm_plugin_sdk.protocol import PluginEvent, PluginEventEmitted, StepLog
-
 from hm.run.archive import WorkspaceArchive
 from hm.run.events import EventBus, now_ts
 from hm.run.log_lines import LineSplitter
 from hm.runtime.calls import CallContext
 from hm.runtime.host_services import HostServices, HostStatus
 from hm.runtime.kv_store import PluginKvStore
+from hm_plugin_sdk.abi import KvScope, Status, Stream
+from hm_plugin_sdk.protocol import PluginEvent, PluginEventEmitted, StepLog
 
 #: Lines of each step's output kept for the summary; older lines are dropped.
 TAIL_LINES = 40

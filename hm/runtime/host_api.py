@@ -15,12 +15,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
-from hm_plugin_sdk.abi import KvScope, LogLevel, Status, Stream
-from hm_plugin_sdk.protocol import PluginEvent
 
 from hm.runtime._ffi import ffi, lib
 from hm.runtime.calls import CALLS, CallContext
 from hm.runtime.host_services import HostStatus
+from hm_plugin_sdk.abi import KvScope, LogLevel, Status, Stream
+from hm_plugin_sdk.protocol import PluginEvent
 
 log = logging.getLogger("hm.runtime")
 

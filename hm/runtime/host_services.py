@@ -18,11 +18,10 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from hm_plugin_sdk.abi import KvScope, Status, Stream
-from hm_plugin_sdk.protocol import PluginEvent
-
 from hm.runtime.calls import CallContext
 from hm.runtime.kv_store import PluginKvStore
+from hm_plugin_sdk.abi import KvScope, Status, Stream
+from hm_plugin_sdk.protocol import PluginEvent
 
 log = logging.getLogger("hm.plugin")
 

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL
-
 from hm.errors import PluginLoadError
 from hm.runtime._ffi import ffi, lib
 from hm.runtime.host_api import host_api
+from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL
 
 _REBUILD = f"rebuild it against the hm_plugin.h shipped with this hm (ABI {ABI_MAJOR}.{ABI_MINOR})"
 

@@ -11,15 +11,15 @@ import re
 
 import msgspec
 import semver
+
+from hm import __version__
+from hm.errors import PluginLoadError
 from hm_plugin_sdk.protocol import (
     LifecycleHookCapability,
     PluginManifest,
     StepExecutorCapability,
     SubcommandCapability,
 )
-
-from hm import __version__
-from hm.errors import PluginLoadError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _WORD = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR
-from hm_plugin_sdk.protocol import PluginManifest
 
 from hm import __version__, paths
 from hm.errors import PluginLoadError
+from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR
+from hm_plugin_sdk.protocol import PluginManifest
 
 _FORMAT = 1
 _STAMP = f"hm {__version__} abi {ABI_MAJOR}.{ABI_MINOR}"

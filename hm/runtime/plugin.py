@@ -12,6 +12,13 @@ from pathlib import Path
 from typing import TypeVar
 
 import msgspec
+
+from hm.errors import PluginCallError, PluginLoadError
+from hm.runtime.calls import CallContext
+from hm.runtime.host_services import HostServices
+from hm.runtime.loader import load_library
+from hm.runtime.manifest import decode_manifest
+from hm.runtime.transport import InProcessTransport, Op, Transport
 from hm_plugin_sdk.abi import Status
 from hm_plugin_sdk.protocol import (
     ExecutorInput,
@@ -23,13 +30,6 @@ from hm_plugin_sdk.protocol import (
     StepResult,
     SubcommandInput,
 )
-
-from hm.errors import PluginCallError, PluginLoadError
-from hm.runtime.calls import CallContext
-from hm.runtime.host_services import HostServices
-from hm.runtime.loader import load_library
-from hm.runtime.manifest import decode_manifest
-from hm.runtime.transport import InProcessTransport, Op, Transport
 
 T = TypeVar("T")
 

@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from hm_plugin_sdk.protocol import PluginManifest
 
 from hm.errors import HmError, PluginLoadError
 from hm.runtime.manifest import validate_manifest
 from hm.runtime.manifest_cache import Outcome
+from hm_plugin_sdk.protocol import PluginManifest
 
 __all__ = ["PROBE_TIMEOUT", "ProbeResult", "main", "probe"]
 

@@ -16,17 +16,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hm.errors import HmError, PluginConflictError, PluginLoadError
+from hm.runtime.discovery import Candidate, Origin, discover
+from hm.runtime.manifest_cache import FileKey, ManifestCache
+from hm.runtime.plugin import Plugin, open_plugin
 from hm_plugin_sdk.protocol import (
     LifecycleHookCapability,
     PluginManifest,
     StepExecutorCapability,
     SubcommandCapability,
 )
-
-from hm.errors import HmError, PluginConflictError, PluginLoadError
-from hm.runtime.discovery import Candidate, Origin, discover
-from hm.runtime.manifest_cache import FileKey, ManifestCache
-from hm.runtime.plugin import Plugin, open_plugin
 
 
 @dataclass(slots=True)

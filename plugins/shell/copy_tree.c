@@ -233,7 +233,7 @@ static int copy_dir(copy_state_t *st, int sfd, int dfd)
     for (;;) {
         const char *name;
         struct stat sb;
-        size_t saved;
+        size_t saved = st->rel_len;
 
         errno = 0;
         de = readdir(d);

@@ -419,6 +419,7 @@ static int supervise(const sh_ctx_t *ctx, const sh_run_spec_t *spec, child_state
                 if (stop != STOP_NONE) {
                     signal_group(ch->pid, SIGTERM);
                     term_at = now;
+                    idle_ms = 1; /* the shell may go at once: look again soon */
                     if (grace <= 0) {
                         signal_group(ch->pid, SIGKILL);
                         killed = 1;
@@ -427,6 +428,7 @@ static int supervise(const sh_ctx_t *ctx, const sh_run_spec_t *spec, child_state
             } else if (!killed && now >= term_at + grace) {
                 signal_group(ch->pid, SIGKILL);
                 killed = 1;
+                idle_ms = 1;
             }
         } else {
             if (nopen == 0)
