@@ -37,8 +37,7 @@ from hm.pipeline.ir import CachePolicy, CommandStep, Pipeline, WaitStep
 __all__ = ["CachePolicy", "PipelineDef", "pipeline", "step", "wait"]
 
 _OUTSIDE_HINT = (
-    'call it inside a function decorated with @pipeline("slug"); '
-    "hm calls that function to render the pipeline"
+    'call it inside a function decorated with @pipeline("slug"); hm calls that function to render the pipeline'
 )
 
 
@@ -50,9 +49,7 @@ class _Builder:
     defined_at: dict[str, str] = field(default_factory=dict)
 
 
-_current: contextvars.ContextVar[_Builder | None] = contextvars.ContextVar(
-    "hm_dsl_builder", default=None
-)
+_current: contextvars.ContextVar[_Builder | None] = contextvars.ContextVar("hm_dsl_builder", default=None)
 _registry: list[PipelineDef] = []
 
 
@@ -75,9 +72,7 @@ class PipelineDef:
             self.fn()
         finally:
             _current.reset(token)
-        return Pipeline(
-            slug=self.slug, env=self.env, default_image=self.default_image, steps=builder.steps
-        )
+        return Pipeline(slug=self.slug, env=self.env, default_image=self.default_image, steps=builder.steps)
 
 
 def pipeline(
@@ -176,9 +171,7 @@ def wait(key: str | None = None, *, continue_on_failure: bool = False) -> None:
     builder = _builder("wait()", where)
     _add(
         builder,
-        _convert(
-            {"key": key, "continue_on_failure": continue_on_failure}, WaitStep, "wait()", where
-        ),
+        _convert({"key": key, "continue_on_failure": continue_on_failure}, WaitStep, "wait()", where),
         where,
     )
 
@@ -198,9 +191,7 @@ def _caller() -> str:
 def _builder(call: str, where: str) -> _Builder:
     builder = _current.get()
     if builder is None:
-        raise PipelineError(
-            f"{call} was called outside a @pipeline function", where=where, hint=_OUTSIDE_HINT
-        )
+        raise PipelineError(f"{call} was called outside a @pipeline function", where=where, hint=_OUTSIDE_HINT)
     return builder
 
 

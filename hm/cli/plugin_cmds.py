@@ -109,7 +109,11 @@ def info(
     rec = registry.find(name)
     if rec is None:
         known = ", ".join(sorted({r.name for r in registry.records})) or "none"
-        raise UsageError(f"no plugin named '{name}' (found: {known})", where="hm plugin info", hint="`hm plugin list` shows every plugin")
+        raise UsageError(
+            f"no plugin named '{name}' (found: {known})",
+            where="hm plugin info",
+            hint="`hm plugin list` shows every plugin",
+        )
     if format == "json":
         output.print_json(record_to_json(rec))
     else:

@@ -89,9 +89,7 @@ def build_plan(pipeline: Pipeline) -> Plan:
     return Plan(slug=pipeline.slug, stages=stages)
 
 
-def _chains(
-    slug: str, stage: int, steps: list[CommandStep], stage_of: dict[str, int]
-) -> tuple[Chain, ...]:
+def _chains(slug: str, stage: int, steps: list[CommandStep], stage_of: dict[str, int]) -> tuple[Chain, ...]:
     children: dict[str, list[CommandStep]] = {s.key: [] for s in steps}
     roots: list[CommandStep] = []
     for step in steps:
@@ -102,8 +100,7 @@ def _chains(
         target_stage = stage_of.get(target)
         if target_stage is None or target_stage > stage:
             raise PipelineError(
-                f"step '{step.key}' builds_in '{target}', which is not a command step "
-                "of this or an earlier stage",
+                f"step '{step.key}' builds_in '{target}', which is not a command step of this or an earlier stage",
                 where=f"pipeline '{slug}'",
                 hint="validate the pipeline before planning it",
             )
@@ -158,11 +155,7 @@ def describe_plan(plan: Plan, resolve_runner: Callable[[CommandStep], str]) -> s
         if not stage.chains:
             lines.append("  (no steps)")
         for chain in stage.chains:
-            start = (
-                f"from the snapshot of '{chain.parent_step}'"
-                if chain.parent_step
-                else "from a fresh workspace"
-            )
+            start = f"from the snapshot of '{chain.parent_step}'" if chain.parent_step else "from a fresh workspace"
             lines.append(f"  chain '{chain.id}' starts {start}")
             lines.extend(f"    {_describe_step(step, resolve_runner)}" for step in chain.steps)
     return "\n".join(lines)

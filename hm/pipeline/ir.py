@@ -102,9 +102,7 @@ _AT_BYTE = re.compile(r"\(byte (?P<byte>\d+)\)$")
 _UNKNOWN_FIELD = re.compile(r"unknown field `(?P<field>[^`]+)`")
 _STEP_PATH = re.compile(r"^\$\.steps\[(?P<index>\d+)\](?P<rest>.*)$")
 
-_SCHEMA_HINT = (
-    "the IR v0 fields are documented in hm/pipeline/ir.py (`hm.pipeline.pipeline_json_schema()`)"
-)
+_SCHEMA_HINT = "the IR v0 fields are documented in hm/pipeline/ir.py (`hm.pipeline.pipeline_json_schema()`)"
 
 
 def pipeline_from_json(data: bytes, *, source: str) -> Pipeline:
@@ -160,9 +158,7 @@ def _validation_error(message: str, data: bytes, source: str) -> PipelineError:
             guess = f"did you mean `{close[0]}`? " if close else ""
             hint = f"{guess}allowed fields here: {', '.join(allowed)}"
     elif path == "$.version":
-        hint = (
-            f'this hm reads pipeline IR version "{IR_VERSION}"; regenerate the file or upgrade hm'
-        )
+        hint = f'this hm reads pipeline IR version "{IR_VERSION}"; regenerate the file or upgrade hm'
     elif path.endswith(".kind"):
         hint = 'a step\'s `kind` is "command" or "wait"'
     return PipelineError(f"invalid pipeline IR: {what}", where=f"{source} at {path}", hint=hint)

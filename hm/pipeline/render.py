@@ -42,9 +42,7 @@ class _Reply(msgspec.Struct, forbid_unknown_fields=True):
     error: _ChildError | None = None
 
 
-def render_file(
-    path: Path, *, cwd: Path | None = None, timeout: float = RENDER_TIMEOUT_SECONDS
-) -> list[Pipeline]:
+def render_file(path: Path, *, cwd: Path | None = None, timeout: float = RENDER_TIMEOUT_SECONDS) -> list[Pipeline]:
     """Render every ``@pipeline`` of a DSL file, in a separate Python process.
 
     :param cwd: the render process's working directory (the project root, so the
@@ -95,15 +93,11 @@ def load_ir_file(path: Path, *, cwd: Path | None = None) -> Pipeline:
     return pipeline_from_json(data, source=shown)
 
 
-def _read_reply(
-    out: bytes, err: bytes, returncode: int, shown: str, cwd: Path | None
-) -> list[Pipeline]:
+def _read_reply(out: bytes, err: bytes, returncode: int, shown: str, cwd: Path | None) -> list[Pipeline]:
     stderr = err.decode("utf-8", "replace")
     if returncode != 0:
         how = (
-            f"was killed by signal {_signal_name(-returncode)}"
-            if returncode < 0
-            else f"exited with code {returncode}"
+            f"was killed by signal {_signal_name(-returncode)}" if returncode < 0 else f"exited with code {returncode}"
         )
         raise PipelineError(
             f"the render process {how}{_tail(stderr)}",
@@ -128,10 +122,7 @@ def _read_reply(
     if stderr:
         sys.stderr.write(stderr)
     raws = reply.pipelines or []
-    return [
-        pipeline_from_json(bytes(raw), source=f"{shown} (pipeline #{i})")
-        for i, raw in enumerate(raws, 1)
-    ]
+    return [pipeline_from_json(bytes(raw), source=f"{shown} (pipeline #{i})") for i, raw in enumerate(raws, 1)]
 
 
 def _child_env() -> dict[str, str]:

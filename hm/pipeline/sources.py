@@ -65,9 +65,7 @@ def find_pipelines(project_root: Path) -> list[PipelineSource]:
     return [
         PipelineSource(path, _KINDS[path.suffix])
         for path in sorted(folder.iterdir())
-        if path.suffix in _KINDS
-        and path.is_file()
-        and not (path.suffix == ".py" and path.name.startswith("_"))
+        if path.suffix in _KINDS and path.is_file() and not (path.suffix == ".py" and path.name.startswith("_"))
     ]
 
 
@@ -95,9 +93,7 @@ def select_pipeline(project_root: Path, slug: str | None, file: Path | None) -> 
 
 def _source_for(file: Path) -> PipelineSource:
     if not file.is_file():
-        raise PipelineError(
-            "pipeline file not found", where=str(file), hint="check the path given to --file"
-        )
+        raise PipelineError("pipeline file not found", where=str(file), hint="check the path given to --file")
     kind = _KINDS.get(file.suffix)
     if kind is None:
         raise PipelineError(
@@ -117,7 +113,7 @@ def _load_project(root: Path) -> list[tuple[Pipeline, Path]]:
         futures = [pool.submit(source.load, project_root=root) for source in sources]
     found: list[tuple[Pipeline, Path]] = []
     first: dict[str, Path] = {}
-    for source, future in zip(sources, futures):
+    for source, future in zip(sources, futures, strict=True):
         for p in future.result():  # re-raises the file's PipelineError, first file first
             if p.slug in first:
                 raise PipelineError(
@@ -130,9 +126,7 @@ def _load_project(root: Path) -> list[tuple[Pipeline, Path]]:
             found.append((p, source.path))
     if not found:
         names = ", ".join(s.path.name for s in sources)
-        raise PipelineError(
-            f"no pipeline is defined in {names}", where=str(root / ".hm"), hint=_EXAMPLE
-        )
+        raise PipelineError(f"no pipeline is defined in {names}", where=str(root / ".hm"), hint=_EXAMPLE)
     return found
 
 

@@ -71,9 +71,7 @@ def _name(index: int, step: CommandStep | WaitStep) -> str:
 
 
 class _Checker:
-    def __init__(
-        self, pipeline: Pipeline, runners: Collection[str], default_runner: str | None
-    ) -> None:
+    def __init__(self, pipeline: Pipeline, runners: Collection[str], default_runner: str | None) -> None:
         self.pipeline = pipeline
         self.runners = runners
         self.default_runner = default_runner
@@ -97,9 +95,7 @@ class _Checker:
     def run(self) -> tuple[list[str], list[str]]:
         p = self.pipeline
         if not KEY_PATTERN.fullmatch(p.slug):
-            self.add(
-                f"slug {p.slug!r} must match [A-Za-z0-9_.-]+", "pick a slug usable as `hm run SLUG`"
-            )
+            self.add(f"slug {p.slug!r} must match [A-Za-z0-9_.-]+", "pick a slug usable as `hm run SLUG`")
         if not any(isinstance(s, CommandStep) for s in p.steps):
             self.add("it has no command steps", 'add at least one step, e.g. step("build", "make")')
         for index, step in enumerate(p.steps):

@@ -47,9 +47,7 @@ def _scan(directory: Path, origin: Origin) -> list[Candidate]:
     if not directory.is_dir():
         return []
     suffix = plugin_suffix()
-    return [
-        Candidate(p.absolute(), origin) for p in sorted(directory.iterdir()) if p.suffix == suffix and p.is_file()
-    ]
+    return [Candidate(p.absolute(), origin) for p in sorted(directory.iterdir()) if p.suffix == suffix and p.is_file()]
 
 
 def _env_path(origin: Origin = "env") -> list[Candidate]:

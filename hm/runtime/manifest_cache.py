@@ -76,7 +76,9 @@ class ManifestCache:
         try:
             if "error" in entry:
                 err = entry["error"]
-                return Outcome(error=PluginLoadError(err["what"], path=str(path), plugin=err.get("plugin"), hint=err.get("hint")))
+                return Outcome(
+                    error=PluginLoadError(err["what"], path=str(path), plugin=err.get("plugin"), hint=err.get("hint"))
+                )
             manifest = msgspec.convert(entry["manifest"], PluginManifest)
             return Outcome(manifest=manifest, abi=(int(entry["abi"][0]), int(entry["abi"][1])))
         except (KeyError, TypeError, IndexError, ValueError, msgspec.ValidationError):

@@ -6,13 +6,13 @@ import io
 from pathlib import Path
 
 from conftest import fixture_path
-from hm_plugin_sdk.abi import Status
-from hm_plugin_sdk.protocol import SubcommandInput
 
 from hm.runtime.calls import CALLS, CallContext
 from hm.runtime.host_services import HostServices, HostStatus
 from hm.runtime.kv_store import PluginKvStore
 from hm.runtime.plugin import open_plugin
+from hm_plugin_sdk.abi import Status
+from hm_plugin_sdk.protocol import SubcommandInput
 
 EXPECTED = {
     "log": 0,

@@ -6,15 +6,15 @@ from typing import Any
 
 import msgspec
 import pytest
+
+from hm.errors import PluginLoadError
+from hm.runtime.manifest import decode_manifest
 from hm_plugin_sdk.protocol import (
     ArgSpec,
     PluginManifest,
     StepExecutorCapability,
     SubcommandCapability,
 )
-
-from hm.errors import PluginLoadError
-from hm.runtime.manifest import decode_manifest
 
 
 def decode(manifest: PluginManifest) -> PluginManifest:

@@ -7,6 +7,10 @@ from pathlib import Path
 import msgspec
 import pytest
 from conftest import fixture_path
+
+from hm.errors import ExitCode, PluginCallError
+from hm.runtime.host_services import HostServices
+from hm.runtime.plugin import open_plugin, translate
 from hm_plugin_sdk.abi import Status
 from hm_plugin_sdk.protocol import (
     BuildStarted,
@@ -17,10 +21,6 @@ from hm_plugin_sdk.protocol import (
     StepSpec,
     SubcommandInput,
 )
-
-from hm.errors import ExitCode, PluginCallError
-from hm.runtime.host_services import HostServices
-from hm.runtime.plugin import open_plugin, translate
 
 
 def test_failing_subcommand_returns_exit_7_and_its_message() -> None:

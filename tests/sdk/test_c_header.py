@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from hm_plugin_sdk import abi
 
 INCLUDE = abi.INCLUDE_DIR
