@@ -160,3 +160,7 @@ install_cmds.register(app)
 from hm.cli import new_cmd  # noqa: E402  (registers `new` on `app`)
 
 new_cmd.register(app)
+
+from hm.cli import check_cmd  # noqa: E402  (registers `check` on `app`)
+
+check_cmd.register(app)

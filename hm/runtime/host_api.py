@@ -197,3 +197,4 @@ def hm_py_fs_read_config(call: int, path: Any, path_len: int, out: Any) -> int:
 def host_api() -> Any:
     """The host table handed to every plugin (``const hm_host_api_t *``)."""
     return lib.hm_bridge_host_api()
+

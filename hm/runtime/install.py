@@ -370,7 +370,7 @@ def install_plugin(
         new = PluginFile(dest, sha256, manifest, outcome.abi)
         previous = _existing(dest, cache)
         if previous is not None and previous.sha256 == sha256:
-            _record(cache, dest, outcome)  # the file is the one just validated
+            _record(cache, dest, sha256, outcome)  # the file is the one just validated
             cache.save()
             return _with_notes(InstallResult("already_installed", scope, source, new), start, cache)
         if previous is not None and not force:
@@ -385,7 +385,7 @@ def install_plugin(
         _write_atomically(staged, dest)
 
     # 6. the manifest cache: the next listing runs no plugin code for this file
-    _record(cache, dest, outcome)
+    _record(cache, dest, sha256, outcome)
     cache.save()
     status: Literal["installed", "replaced"] = "replaced" if previous is not None else "installed"
     return _with_notes(InstallResult(status, scope, source, new, replaced=previous), start, cache)
@@ -414,9 +414,12 @@ def _existing(dest: Path, cache: ManifestCache) -> PluginFile | None:
     return PluginFile(dest, key.sha256, outcome.manifest, outcome.abi, outcome.error)
 
 
-def _record(cache: ManifestCache, dest: Path, outcome: Outcome) -> None:
+def _record(cache: ManifestCache, dest: Path, sha256: str, outcome: Outcome) -> None:
+    """Cache ``outcome`` for ``dest`` if it still holds the bytes that were validated."""
     try:
-        cache.put(dest, FileKey.of(dest), outcome)
+        key = FileKey.of(dest)
+        if key.sha256 == sha256:  # not if another process replaced the file meanwhile
+            cache.put(dest, key, outcome)
     except OSError:
         pass  # a cache is never worth an error: the next listing reads the file again
 
@@ -483,10 +486,8 @@ def _with_notes(result: InstallResult, start: Path, cache: ManifestCache) -> Ins
         if mine.shadowed_by is not None
         else None
     )
-    result.shadows = [
-        r for r in registry.records if r.shadowed_by is not None and _same_file(r.shadowed_by, dest)
-    ]
-    result.conflicts = [c for c in registry.conflicts if f"{mine.label}" in c.what]
+    result.shadows = [r for r in registry.records if r.shadowed_by is not None and _same_file(r.shadowed_by, dest)]
+    result.conflicts = [c for c in registry.conflicts if mine.label in c.what]
     return result
 
 

@@ -39,11 +39,15 @@ _loaded: dict[str, tuple[tuple[int, int], NativeLibrary]] = {}
 _lock = threading.Lock()
 
 
-def load_library(path: Path, *, host: Any = None) -> NativeLibrary:
+def load_library(path: Path, *, host_size: int | None = None) -> NativeLibrary:
     """Open ``path`` (once per process) and check its ABI header.
 
-    :param host: the host table to hand to ``hm_load_plugin``; default the real one.
-        (``hm plugin check`` passes one that claims an older layout.)
+    :param host_size: ``None`` (the default) hands ``hm_load_plugin`` the real host
+        table. A number hands it a copy that claims an older layout: ``struct_size``
+        is ``host_size``, ``abi_minor`` 0 and every field past ``host_size`` is NULL
+        (``hm_bridge_host_api_as``). ``hm plugin check`` uses it, in a process of its
+        own, to test that a plugin honours ``struct_size``. It matters only on the
+        first load of ``path`` in a process.
     :raises PluginLoadError: with the path, what is wrong and what to do.
     """
     key = str(path.resolve())
@@ -64,7 +68,7 @@ def load_library(path: Path, *, host: Any = None) -> NativeLibrary:
                     hint="run the command again to use the new library",
                 )
             return native
-        native = _open_and_check(key, host if host is not None else host_api())
+        native = _open_and_check(key, host_api() if host_size is None else lib.hm_bridge_host_api_as(host_size, 0))
         _loaded[key] = (identity, native)
         return native
 

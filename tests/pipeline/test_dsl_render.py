@@ -9,6 +9,7 @@ hanging, spawning processes, crashing or replying garbage.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import textwrap
 import time
@@ -38,10 +39,10 @@ def clean_registry() -> Iterator[None]:
     dsl._take_registered()
 
 
-def next_line() -> str:
-    """``file:line`` of the line after the caller's."""
+def next_line(skip: int = 0) -> str:
+    """``file:line`` of the line after the caller's (after ``skip`` more lines, e.g. a blank one)."""
     frame = sys._getframe(1)
-    return f"{HERE}:{frame.f_lineno + 1}"
+    return f"{HERE}:{frame.f_lineno + 1 + skip}"
 
 
 def rendered(fn: Callable[[], object], slug: str = "t") -> Pipeline:
@@ -60,7 +61,8 @@ def render_error(fn: Callable[[], object]) -> PipelineError:
 
 
 def test_pipeline_registers_and_render_collects_steps_in_order() -> None:
-    where = next_line()
+    where = next_line(skip=1)
+
     @pipeline("ci", env={"CI": "1"}, default_image="debian:12")
     def ci() -> None:
         build = step("build", "make", label="Build", env={"CC": "gcc"}, image="gcc:14", timeout_seconds=60)
@@ -79,7 +81,9 @@ def test_pipeline_registers_and_render_collects_steps_in_order() -> None:
         env={"CI": "1"},
         default_image="debian:12",
         steps=[
-            CommandStep(key="build", label="Build", cmd="make", env={"CC": "gcc"}, image="gcc:14", timeout_seconds=60.0),
+            CommandStep(
+                key="build", label="Build", cmd="make", env={"CC": "gcc"}, image="gcc:14", timeout_seconds=60.0
+            ),
             CommandStep(
                 key="test",
                 cmd="make test",
@@ -121,8 +125,9 @@ def test_render_is_repeatable_and_pipelines_do_not_share_steps() -> None:
 
 
 def test_step_outside_a_pipeline_names_the_call_line() -> None:
-    where = next_line()
-    with pytest.raises(PipelineError) as info: step("build", "make")  # noqa: E701
+    with pytest.raises(PipelineError) as info:
+        where = next_line()
+        step("build", "make")
     assert info.value.what == "step('build') was called outside a @pipeline function"
     assert info.value.where == where
     assert info.value.hint == OUTSIDE_HINT
@@ -130,8 +135,9 @@ def test_step_outside_a_pipeline_names_the_call_line() -> None:
 
 
 def test_wait_outside_a_pipeline_names_the_call_line() -> None:
-    where = next_line()
-    with pytest.raises(PipelineError) as info: wait()  # noqa: E701
+    with pytest.raises(PipelineError) as info:
+        where = next_line()
+        wait()
     assert (info.value.what, info.value.where) == ("wait() was called outside a @pipeline function", where)
 
 
@@ -146,12 +152,21 @@ def test_a_step_after_render_finished_is_outside_again() -> None:
     [
         ({"key": 1, "cmd": "x"}, "step(1): argument `key`: Expected `str`, got `int`"),
         ({"key": "a", "cmd": ["make"]}, "step('a'): argument `cmd`: Expected `str`, got `array`"),
-        ({"key": "a", "cmd": "x", "timeout_seconds": "5"}, "step('a'): argument `timeout_seconds`: Expected `float | null`, got `str`"),  # noqa: E501
-        ({"key": "a", "cmd": "x", "timeout_seconds": True}, "step('a'): argument `timeout_seconds`: Expected `float | null`, got `bool`"),  # noqa: E501
+        (
+            {"key": "a", "cmd": "x", "timeout_seconds": "5"},
+            "step('a'): argument `timeout_seconds`: Expected `float | null`, got `str`",
+        ),
+        (
+            {"key": "a", "cmd": "x", "timeout_seconds": True},
+            "step('a'): argument `timeout_seconds`: Expected `float | null`, got `bool`",
+        ),
         ({"key": "a", "cmd": "x", "env": {"A": 1}}, "step('a'): argument `env[...]`: Expected `str`, got `int`"),
         ({"key": "a", "cmd": "x", "label": 5}, "step('a'): argument `label`: Expected `str | null`, got `int`"),
-        ({"key": "a", "cmd": "x", "builds_in": 3}, "step('a'): argument `builds_in`: Expected `str | null`, got `int`"),  # noqa: E501
-        ({"key": "a", "cmd": "x", "cache": "always"}, "step('a'): argument `cache.policy`: Invalid enum value 'always'"),  # noqa: E501
+        ({"key": "a", "cmd": "x", "builds_in": 3}, "step('a'): argument `builds_in`: Expected `str | null`, got `int`"),
+        (
+            {"key": "a", "cmd": "x", "cache": "always"},
+            "step('a'): argument `cache.policy`: Invalid enum value 'always'",
+        ),
     ],
 )
 def test_step_argument_types_are_checked_at_the_call_line(kwargs: dict[str, object], what: str) -> None:
@@ -228,23 +243,26 @@ def test_a_duplicate_step_key_points_at_both_calls() -> None:
 
 
 def test_pipeline_arguments_are_checked_at_the_decorator_line() -> None:
-    where = next_line()
-    with pytest.raises(PipelineError) as info: pipeline(3)  # type: ignore[arg-type]  # noqa: E701
+    with pytest.raises(PipelineError) as info:
+        where = next_line()
+        pipeline(3)  # type: ignore[arg-type]
     assert info.value.what == "@pipeline: argument `slug`: Expected `str`, got `int`"
     assert info.value.where == where
     assert info.value.hint == "see help(hm.dsl.pipeline) for the argument types"
-    with pytest.raises(PipelineError, match=r"^.*@pipeline: argument `env\[\.\.\.\]`: Expected `str`, got `int`"):
+    with pytest.raises(PipelineError, match=re.escape("@pipeline: argument `env[...]`: Expected `str`, got `int`")):
         pipeline("t", env={"A": 2})  # type: ignore[dict-item]
-    with pytest.raises(PipelineError, match="argument `default_image`: Expected `str | null`, got `int`"):
+    with pytest.raises(PipelineError, match=re.escape("argument `default_image`: Expected `str | null`, got `int`")):
         pipeline("t", default_image=3)  # type: ignore[arg-type]
 
 
 def test_bare_at_pipeline_without_slug_is_explained() -> None:
     with pytest.raises(PipelineError) as info:
-        where = next_line()
+        where = next_line(skip=1)
+
         @pipeline  # type: ignore[arg-type]
         def ci() -> None:
             pass
+
     assert info.value.what == "@pipeline needs a slug"
     assert info.value.where == where
     assert info.value.hint == 'write @pipeline("ci") above the function, not @pipeline'
@@ -253,8 +271,9 @@ def test_bare_at_pipeline_without_slug_is_explained() -> None:
 def test_a_slug_defined_twice_names_the_first_definition() -> None:
     first = next_line()
     pipeline("ci")(lambda: None)
-    second = next_line()
-    with pytest.raises(PipelineError) as info: pipeline("ci")(lambda: None)  # noqa: E701
+    with pytest.raises(PipelineError) as info:
+        second = next_line()
+        pipeline("ci")(lambda: None)
     assert info.value.what == f"pipeline 'ci' is already defined at {first}"
     assert info.value.where == second
 

@@ -25,9 +25,7 @@ def problems_of(
     slug: str = "ci",
 ) -> PipelineValidationError:
     with pytest.raises(PipelineValidationError) as info:
-        validate(
-            Pipeline(slug=slug, steps=steps), runners=runners, default_runner=default_runner, source=".hm/ci.py"
-        )
+        validate(Pipeline(slug=slug, steps=steps), runners=runners, default_runner=default_runner, source=".hm/ci.py")
     return info.value
 
 
@@ -70,8 +68,7 @@ def test_the_error_lists_every_problem_with_slug_source_and_exit_code() -> None:
     # Hints are collected once each, in order of the problems.
     assert err.hint == (
         "give the step a command to run; give every step a unique key; "
-        "use letters, digits, '_', '.' and '-' in step keys; omit timeout_seconds for no timeout; "
-        + PLUGIN_LIST_HINT
+        "use letters, digits, '_', '.' and '-' in step keys; omit timeout_seconds for no timeout; " + PLUGIN_LIST_HINT
     )
     assert isinstance(err, PipelineError)
     assert err.exit_code == ExitCode.PIPELINE_INVALID
@@ -79,7 +76,10 @@ def test_the_error_lists_every_problem_with_slug_source_and_exit_code() -> None:
 
 def test_one_problem_is_singular_and_without_hints_gets_the_dry_run_hint() -> None:
     err = problems_of([cmd("a", builds_in="b")])
-    assert err.what == "pipeline 'ci' has 1 problem:\n  - step 'a' (steps[0]): builds_in 'b' is not a step of this pipeline"
+    assert (
+        err.what
+        == "pipeline 'ci' has 1 problem:\n  - step 'a' (steps[0]): builds_in 'b' is not a step of this pipeline"
+    )
     assert err.hint == "fix these and run `hm run --dry-run` to check"
 
 
@@ -131,7 +131,9 @@ def test_a_pipeline_without_command_steps_is_refused() -> None:
 
 def test_an_unknown_builds_in_suggests_the_closest_command_step() -> None:
     err = problems_of([cmd("build"), cmd("test", builds_in="biuld")])
-    assert err.problems == ("step 'test' (steps[1]): builds_in 'biuld' is not a step of this pipeline (did you mean 'build'?)",)
+    assert err.problems == (
+        "step 'test' (steps[1]): builds_in 'biuld' is not a step of this pipeline (did you mean 'build'?)",
+    )
 
 
 def test_builds_in_a_wait_step_is_refused() -> None:
@@ -183,7 +185,8 @@ def test_every_cycle_is_reported_once_and_a_tail_into_it_is_not_part_of_it() -> 
 def test_an_unknown_runner_lists_the_available_ones_sorted() -> None:
     err = problems_of([cmd("a", runner="docker")], runners={"shell", "k8s", "ssh"})
     assert err.problems == (
-        "step 'a' (steps[0]): runner 'docker' is not provided by any loaded plugin (available runners: k8s, shell, ssh)",
+        "step 'a' (steps[0]): runner 'docker' is not provided by any loaded plugin "
+        "(available runners: k8s, shell, ssh)",
     )
     assert err.hint == PLUGIN_LIST_HINT
 
@@ -200,6 +203,4 @@ def test_a_step_without_runner_needs_a_default_runner() -> None:
     assert err.problems == (
         "step 'a' (steps[0]): sets no runner and no loaded plugin provides a default runner (available runners: ssh)",
     )
-    assert err.hint == (
-        "set `runner` on the step or install a plugin with a default runner; " + PLUGIN_LIST_HINT
-    )
+    assert err.hint == ("set `runner` on the step or install a plugin with a default runner; " + PLUGIN_LIST_HINT)

@@ -291,32 +291,23 @@ def test_a_plugin_error_from_the_runner_exits_5_naming_the_plugin(tmp_path: Path
     # (code invalid_input): a capability call that failed, not a failed command.
     project = Project(tmp_path).pipeline(
         """
+        step("fails", "exit 1")
         step("bad-args", "true", runner_args={"kill_grace_seconds": -1})
         """
     )
-    result, evs = project.run_json()
+    # A plugin error outranks a plain step failure.
+    result, evs = project.run_json("--keep-going")
     assert result.returncode == 5, result.stderr
+    assert {k: e["status"] for k, e in finished(evs).items()} == {"fails": "failed", "bad-args": "error"}
     done = finished(evs)["bad-args"]
     assert done["status"] == "error"
     assert "shell" in done["message"] and "kill_grace_seconds" in done["message"]
     assert evs[-1]["status"] == "error" and evs[-1]["exit_code"] == 5
 
-    human = project.run()
+    human = project.run("--keep-going")
     assert human.returncode == 5
     assert "plugin shell" in human.stderr and "kill_grace_seconds" in human.stderr
     no_traceback(human)
-
-
-def test_a_step_failure_and_a_plugin_error_together_exit_5(tmp_path: Path) -> None:
-    project = Project(tmp_path).pipeline(
-        """
-        step("fails", "exit 1")
-        step("bad-args", "true", runner_args={"kill_grace_seconds": -1})
-        """
-    )
-    result, evs = project.run_json("--keep-going")
-    assert result.returncode == 5
-    assert {k: e["status"] for k, e in finished(evs).items()} == {"fails": "failed", "bad-args": "error"}
 
 
 def test_a_runner_that_reports_failure_keeps_its_exit_code_and_message(tmp_path: Path) -> None:

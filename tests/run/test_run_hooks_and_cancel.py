@@ -62,13 +62,6 @@ def test_hooks_see_every_event_before_and_after_in_order_but_not_step_log(tmp_pa
     assert "step_log" not in kinds
 
 
-def test_a_hook_that_only_observes_changes_nothing(tmp_path: Path) -> None:
-    project = Project(tmp_path).pipeline('step("a", "echo fine")')
-    result, evs = project.run_json(plugins=["noop-executor"])
-    assert result.returncode == 0, result.stderr
-    assert finished(evs)["a"]["status"] == "succeeded"
-
-
 def test_a_before_hook_abort_stops_the_build_with_exit_6(tmp_path: Path) -> None:
     marker = tmp_path / "step-ran"
     record = tmp_path / "hook.log"

@@ -225,11 +225,12 @@ def test_output_of_parallel_steps_is_attributed_to_the_right_step(tmp_path: Path
 # -- timeouts ------------------------------------------------------------------
 
 
-def test_a_step_over_its_timeout_is_stopped_and_reported_timed_out(tmp_path: Path) -> None:
+def test_timeouts_and_signals_are_reported_per_step(tmp_path: Path) -> None:
     project = Project(tmp_path).pipeline(
         """
         step("slow", "echo started; sleep 10", timeout_seconds=0.5)
         step("fast", "echo done", timeout_seconds=30)
+        step("killed", "kill -9 $$")
         """
     )
     started = time.monotonic()
@@ -242,6 +243,8 @@ def test_a_step_over_its_timeout_is_stopped_and_reported_timed_out(tmp_path: Pat
     assert done["slow"]["exit_code"] == 124, "timeout(1)'s code; 130 would read as Ctrl-C"
     assert logs(evs, "slow") == ["started"]
     assert done["fast"]["status"] == "succeeded", "a timeout stopped a step that finished in time"
+    assert done["killed"]["status"] == "failed" and done["killed"]["exit_code"] == 137
+    assert "SIGKILL" in done["killed"]["message"]
     assert evs[-1]["status"] == "failed"
     assert took < 8, f"the timed-out step took {took:.1f} s to stop"
 
@@ -269,12 +272,3 @@ def test_a_step_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path: 
     assert result.returncode == 1
     assert finished(evs)["stubborn"]["status"] == "timed_out"
     assert time.monotonic() - started < 10
-
-
-def test_a_step_killed_by_a_signal_reports_it(tmp_path: Path) -> None:
-    project = Project(tmp_path).pipeline('step("killed", "kill -9 $$")')
-    result, evs = project.run_json()
-    assert result.returncode == 1
-    done = finished(evs)["killed"]
-    assert done["status"] == "failed" and done["exit_code"] == 137
-    assert "SIGKILL" in done["message"]

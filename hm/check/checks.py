@@ -1,0 +1,480 @@
+"""The child side of ``hm plugin check``: one check, one process, one report line.
+
+``python -m hm.check.checks CHECK PATH`` runs the check named ``CHECK`` on the
+library at ``PATH`` and writes exactly one JSON line on its original stdout::
+
+    {"status": "passed" | "failed", "detail": "...", "data": {...}}
+
+As in :mod:`hm.runtime.probe_child` (whose helpers this reuses), file descriptor 1
+is pointed at stderr before the library is opened, so a plugin that prints cannot
+garble the report. A crash (signal), a hang or anything but one such line is judged
+by the parent (:mod:`hm.check.suite`); exit status 0 means a report was written.
+
+Checks: ``load``, ``header``, ``manifest``, ``capability:N`` (the N-th capability
+of the manifest), ``free``, ``threads`` and ``older-host``. Each states in its
+docstring what it expects.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL
+from hm_plugin_sdk.protocol import (
+    LifecycleHookCapability,
+    PluginManifest,
+    StepExecutorCapability,
+    SubcommandCapability,
+)
+
+from hm.check.exercise import Answer, Call, Sandbox, subscribed_kinds
+from hm.check.suite import STAGE_MARKER
+from hm.errors import PluginLoadError
+from hm.runtime.loader import load_library
+from hm.runtime.plugin import Plugin, open_plugin
+from hm.runtime.probe_child import _private_stdout, _report
+from hm.runtime.transport import Op
+
+__all__ = ["CHECKS", "FREE_ROUNDS", "THREADS", "THREAD_CALLS", "Verdict", "main", "stage"]
+
+#: Rounds of the ``free`` check: each round calls manifest and every sample call once.
+FREE_ROUNDS = 50
+#: Threads of the ``threads`` check, and how many times it makes each sample call.
+THREADS = 8
+THREAD_CALLS = 200
+_INTERNAL = 70
+
+
+class _HostPrefix(ctypes.Structure):
+    """The start of ``hm_host_api_t`` through ``log``: what the ``older-host`` check keeps.
+
+    ``sizeof`` gives the platform's offset-plus-size of ``log`` (32 bytes on 64-bit)."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("abi_major", ctypes.c_uint32),
+        ("abi_minor", ctypes.c_uint32),
+        ("host_data", ctypes.c_void_p),
+        ("log", ctypes.c_void_p),
+    ]
+
+
+#: The struct_size of the host table the ``older-host`` check hands out.
+OLDER_HOST_SIZE = ctypes.sizeof(_HostPrefix)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a check reports. ``data`` carries facts the parent needs (the manifest)."""
+
+    status: str
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "detail": self.detail, "data": self.data}
+
+
+def passed(detail: str, **data: Any) -> Verdict:
+    return Verdict("passed", detail, data)
+
+
+def failed(detail: str, **data: Any) -> Verdict:
+    return Verdict("failed", detail, data)
+
+
+def stage(what: str) -> None:
+    """Note on stderr that plugin code is about to run for ``what``."""
+    sys.stderr.write(f"{STAGE_MARKER}{what}\n")
+    sys.stderr.flush()
+
+
+def _load_error(err: PluginLoadError) -> str:
+    return f"{err.what}; {err.hint}" if err.hint else err.what
+
+
+def _refused(err: PluginLoadError) -> bool:
+    """Whether the loader stopped because ``hm_load_plugin`` returned NULL.
+
+    :class:`PluginLoadError` carries no stage, and the suite must tell a refusal
+    (the ``load`` check) from a bad header (``header``). The loader's order is fixed
+    (open, symbol, NULL, header; see loader.py) and the ``load`` check has already
+    opened the library and found the symbol itself, so only the NULL report can
+    start with this phrase; tests/check pins it with the broken-entry-null fixture.
+    """
+    return err.what.startswith(f"`{ENTRY_SYMBOL}` returned NULL")
+
+
+# -- load, header, manifest -------------------------------------------------------------
+
+
+def check_load(path: Path, _arg: str | None) -> Verdict:
+    """The library opens (``RTLD_NOW | RTLD_LOCAL``), exports ``hm_load_plugin``, and
+    that returns a vtable for hm's host table."""
+    stage("opening the library")
+    try:
+        mode = os.RTLD_NOW | os.RTLD_LOCAL if hasattr(os, "RTLD_NOW") else ctypes.DEFAULT_MODE
+        handle = ctypes.CDLL(str(path), mode=mode)
+    except OSError as exc:
+        return failed(f"expected a shared library this platform can open; opening it failed: {exc}")
+    if not hasattr(handle, ENTRY_SYMBOL):
+        return failed(
+            f"expected the library to export `{ENTRY_SYMBOL}`; it does not, so it is not an hm plugin "
+            "(export it with HM_EXPORT from hm_plugin.h, or use the Rust SDK's hm_plugin! macro)"
+        )
+    stage(f"calling {ENTRY_SYMBOL}")
+    try:
+        native = load_library(path)
+    except PluginLoadError as err:
+        if _refused(err):
+            return failed(
+                f"expected `{ENTRY_SYMBOL}` to return a vtable for a host speaking ABI {ABI_MAJOR}.{ABI_MINOR}; "
+                "it returned NULL (the plugin refused to load); it must refuse only a host whose ABI major differs"
+            )
+        # It returned a table that the loader rejected: the header check says why.
+        return passed(f"`{ENTRY_SYMBOL}` returned a vtable")
+    return passed(f"`{ENTRY_SYMBOL}` returned a vtable (ABI {native.abi_major}.{native.abi_minor})")
+
+
+def check_header(path: Path, _arg: str | None) -> Verdict:
+    """The vtable's ABI major is hm's, its struct_size covers the 1.0 layout, and
+    ``manifest``, ``free`` and ``destroy`` are not NULL: what hm's loader requires."""
+    try:
+        native = load_library(path)
+    except PluginLoadError as err:
+        return failed(f"expected ABI {ABI_MAJOR}.x, a 1.0-sized vtable and manifest, free, destroy; {_load_error(err)}")
+    size = int(native.vtable.header.struct_size)
+    return passed(
+        f"ABI {native.abi_major}.{native.abi_minor} (hm speaks {ABI_MAJOR}.{ABI_MINOR}), "
+        f"vtable struct_size {size} covers the 1.0 layout, manifest/free/destroy present"
+    )
+
+
+_NEEDS = {
+    StepExecutorCapability: (Op.EXECUTE_STEP, "execute_step"),
+    LifecycleHookCapability: (Op.ON_HOOK_EVENT, "on_hook_event"),
+    SubcommandCapability: (Op.RUN_SUBCOMMAND, "run_subcommand"),
+}
+
+
+def describe(cap: object) -> str:
+    """A capability in a few words: ``runner noop``, ``after hook``, ``hm fail``."""
+    if isinstance(cap, StepExecutorCapability):
+        return f"runner {', '.join(cap.runners)}" + (" (default)" if cap.default else "")
+    if isinstance(cap, LifecycleHookCapability):
+        return f"{cap.phase} hook"
+    if isinstance(cap, SubcommandCapability):
+        return f"`hm {' '.join(cap.verb)}`"
+    return type(cap).__name__
+
+
+def check_manifest(path: Path, _arg: str | None) -> Verdict:
+    """The manifest decodes and passes hm's validation, and every declared capability
+    has its vtable entry (a step_executor needs execute_step, and so on)."""
+    with Sandbox() as box:
+        stage("loading the plugin and calling manifest")
+        try:
+            plugin = open_plugin(path, box.cli_services)
+        except PluginLoadError as err:
+            return failed(f"expected a valid PluginManifest; {_load_error(err)}")
+        manifest = plugin.manifest
+        missing = []
+        for cap in manifest.capabilities:
+            op, entry = _NEEDS[type(cap)]
+            if not plugin.transport.offers(op):
+                missing.append(f"it declares {type(cap).__name__} ({describe(cap)}) but its vtable's {entry} is NULL")
+        notes = []
+        for cap in manifest.capabilities:
+            if isinstance(cap, LifecycleHookCapability):
+                _kinds, unknown = subscribed_kinds(cap)
+                if unknown:
+                    notes.append(f"the {cap.phase} hook names event kinds hm never sends: {', '.join(unknown)}")
+        data = {"manifest": msgspec.to_builtins(manifest)}
+        if missing:
+            return failed("expected a vtable entry for every declared capability; " + "; ".join(missing), **data)
+        caps = "; ".join(describe(c) for c in manifest.capabilities)
+        detail = f"{manifest.name} {manifest.version}: {caps}"
+        if notes:
+            detail += f" (note: {'; '.join(notes)})"
+        return passed(detail, **data)
+
+
+# -- one check per capability --------------------------------------------------------------
+
+
+def _expected(call: Call) -> str:
+    return f"HM_OK with a {call.out_type.__name__} or HM_ERR_FAILED with a PluginError"
+
+
+def _verdict_line(call: Call, answer: Answer) -> tuple[str | None, str]:
+    """``(failure or None, note)`` for one call's answer."""
+    if answer.panicked:
+        return (
+            f"{call.label}: expected {_expected(call)}; the plugin panicked: {answer.value.message} "
+            "(the SDK turned the panic into a PluginError with code `panic`: it is a bug in the plugin)",
+            "",
+        )
+    if answer.kind == "bad":
+        return f"{call.label}: expected {_expected(call)}; got {answer.text}", ""
+    if answer.kind == "error":
+        return None, f"{call.label}: a well-formed failure, {answer.text}"
+    return None, f"{call.label}: {_summary(answer.value)}"
+
+
+def _summary(value: Any) -> str:
+    name = type(value).__name__
+    if name == "StepResult":
+        extra = f": {value.message}" if value.message else ""
+        return f"StepResult exit {value.exit_code} ({value.status}{extra})"
+    if name == "HookOutcome":
+        return value.kind + (f" ({value.reason})" if value.reason else "")
+    if name == "ExitInfo":
+        extra = f" ({value.message})" if value.message else ""
+        return f"ExitInfo exit {value.exit_code}{extra}"
+    return name
+
+
+def check_capability(path: Path, arg: str | None) -> Verdict:
+    """The N-th declared capability, called with realistic sample inputs.
+
+    Step executor: per runner, a step with cmd ``true``, an empty temporary workspace
+    and no base workspace. Lifecycle hook: one HookEvent per event kind it subscribes
+    to, each within the hook's timeout_ms. Subcommand: run once with its defaults or
+    sample values (it really runs). The answer must decode as the success message, or
+    be a well-formed PluginError under HM_ERR_FAILED (passes, with a note), except one
+    with code ``panic``."""
+    index = int(arg or "0")
+    with Sandbox() as box:
+        plugin = _open(path, box)
+        cap = plugin.manifest.capabilities[index]
+        if isinstance(cap, StepExecutorCapability):
+            calls = [box.executor_call(r) for r in cap.runners]
+        elif isinstance(cap, LifecycleHookCapability):
+            calls = box.hook_calls(cap)
+        else:
+            calls = [box.subcommand_call(cap)]
+        if not calls:
+            return passed(f"{describe(cap)}: subscribes to no event kind hm sends; nothing to call")
+        failures: list[str] = []
+        notes: list[tuple[str, str]] = []
+        for call in calls:
+            stage(call.label)
+            answer, took = box.make(call)
+            failure, note = _verdict_line(call, answer)
+            if failure is None and isinstance(cap, LifecycleHookCapability) and took * 1000 > cap.timeout_ms:
+                failure = (
+                    f"{call.label}: expected an answer within the hook's timeout_ms {cap.timeout_ms}; "
+                    f"it took {took * 1000:.0f} ms"
+                )
+            if failure is not None:
+                failures.append(failure)
+                continue
+            if call.op is Op.EXECUTE_STEP and call.step_key:
+                lines = box.log_lines(call.step_key)
+                note += f", {lines} log line{'s' if lines != 1 else ''}"
+            notes.append((call.label, note))
+        if failures:
+            return failed("; ".join(failures))
+        if isinstance(cap, LifecycleHookCapability):
+            return passed(_hook_summary(cap, notes))
+        return passed("; ".join(note for _label, note in notes))
+
+
+def _hook_summary(cap: LifecycleHookCapability, notes: list[tuple[str, str]]) -> str:
+    """``after hook: 7 event kinds, each answered within timeout_ms 5000: continue``."""
+    outcomes: dict[str, list[str]] = {}
+    for label, note in notes:
+        outcome = note[len(label) + 2 :]
+        outcomes.setdefault(outcome, []).append(label.rsplit(", ", 1)[-1])
+    said = "; ".join(
+        outcome if len(outcomes) == 1 else f"{outcome} for {', '.join(kinds)}" for outcome, kinds in outcomes.items()
+    )
+    ignored = " (hm ignores abort in the after phase)" if cap.phase == "after" and "abort" in said else ""
+    return (
+        f"{cap.phase} hook: {len(notes)} event kinds, each answered within timeout_ms {cap.timeout_ms}: "
+        f"{said}{ignored}"
+    )
+
+
+# -- free, threads, older host ----------------------------------------------------------------
+
+
+def _open(path: Path, box: Sandbox) -> Plugin:
+    """Load the plugin for a check after ``manifest`` passed.
+
+    :raises PluginLoadError: if it no longer loads (e.g. a manifest that changes).
+    """
+    stage("loading the plugin and calling manifest")
+    plugin = open_plugin(path, box.cli_services)
+    box.plugin = plugin
+    return plugin
+
+
+def check_free(path: Path, _arg: str | None) -> Verdict:
+    """Many calls (manifest, every runner, every hook event; subcommands are run only
+    by their own check), each output released through the plugin's ``free``; outputs
+    keep decoding and the process survives. The parent runs this child with glibc's
+    heap checks on (MALLOC_CHECK_=3, MALLOC_PERTURB_), so a double free or a free of
+    memory the plugin did not allocate aborts it."""
+    with Sandbox() as box:
+        plugin = _open(path, box)
+        calls = box.calls_for(plugin.manifest, subcommands=False)
+        stage(f"{FREE_ROUNDS} rounds of manifest and every sample call")
+        made = 0
+        for _ in range(FREE_ROUNDS):
+            manifest = box.manifest_answer()
+            made += 1
+            if manifest.kind != "ok":
+                return failed(f"after {made} calls: expected manifest to answer HM_OK again; got {manifest.text}")
+            for i, call in enumerate(calls):
+                call = box.fresh(call)
+                calls[i] = call
+                answer, _took = box.make(call)
+                made += 1
+                if answer.kind == "bad":
+                    return failed(f"after {made} calls: {call.label}: expected {_expected(call)}; got {answer.text}")
+        checked = " with glibc heap checks on (MALLOC_CHECK_=3)" if os.environ.get("MALLOC_CHECK_") else ""
+        return passed(f"{made} calls, every output released through the plugin's free; the process survived{checked}")
+
+
+def check_threads(path: Path, _arg: str | None) -> Verdict:
+    """Every sample call (and manifest) made THREAD_CALLS times from THREADS threads at
+    once; every answer decodes and, where two single-threaded calls agree
+    (deterministic), equals that answer."""
+    with Sandbox() as box:
+        plugin = _open(path, box)
+        targets: list[tuple[str, Callable[[], Answer]]] = [("manifest", box.manifest_answer)]
+        for call in box.calls_for(plugin.manifest, subcommands=False, unique=True):
+            targets.append((call.label, _repeatable(box, call)))
+        reference: dict[str, Any] = {}
+        stage("the single-threaded reference calls")
+        for label, make in targets:
+            first, second = make(), make()
+            if first.kind == "bad":
+                return failed(f"{label}, single-threaded: got {first.text}; the capability check says more")
+            reference[label] = first.comparable() if first.comparable() == second.comparable() else None
+        jobs = [t for t in targets for _ in range(THREAD_CALLS)]
+        problems: list[str] = []
+        lock = threading.Lock()
+        barrier = threading.Barrier(THREADS)
+
+        def worker(offset: int) -> None:
+            barrier.wait()
+            for label, make in jobs[offset::THREADS]:
+                try:
+                    answer = make()
+                except Exception as exc:  # reported, not raised: the other threads go on
+                    answer = Answer("bad", None, f"{type(exc).__name__}: {exc}")
+                want = reference[label]
+                problem = None
+                if answer.kind == "bad":
+                    problem = f"{label}: got {answer.text}"
+                elif want is not None and answer.comparable() != want:
+                    problem = f"{label}: expected the single-threaded answer {want[1]!r}; got {answer.comparable()[1]!r}"
+                if problem:
+                    with lock:
+                        problems.append(problem)
+
+        stage(f"{len(jobs)} calls from {THREADS} threads at once")
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            return failed(f"{len(jobs)} calls from {THREADS} threads at once: {problems[0]}{more}")
+        same = sum(1 for v in reference.values() if v is not None)
+        return passed(
+            f"{len(jobs)} calls from {THREADS} threads at once ({len(targets)} kinds of call, {THREAD_CALLS} each): "
+            f"all decoded; {same} of {len(targets)} deterministic and always equal to the single-threaded answer"
+        )
+
+
+def _repeatable(box: Sandbox, call: Call) -> Callable[[], Answer]:
+    def make() -> Answer:
+        return box.make(box.fresh(call, unique=True))[0]
+
+    return make
+
+
+def check_older_host(path: Path, _arg: str | None) -> Verdict:
+    """Loaded against a host table of ABI 1.0 that ends after ``log`` (the other
+    functions are missing), the plugin either refuses cleanly (NULL from
+    hm_load_plugin: passes, with a note) or loads and answers its manifest and one
+    sample call per runner, hook and verb without calling a function the table lacks.
+    A crash there is judged by the parent."""
+    size = OLDER_HOST_SIZE
+    what = f"a host table of ABI {ABI_MAJOR}.0 with struct_size {size} (header, host_data and log only)"
+    stage(f"calling {ENTRY_SYMBOL} with {what}")
+    try:
+        load_library(path, host_size=size)
+    except PluginLoadError as err:
+        if _refused(err):
+            return passed(f"refused {what} cleanly: `{ENTRY_SYMBOL}` returned NULL")
+        return failed(f"loaded against {what}: expected a vtable or NULL; {_load_error(err)}")
+    with Sandbox() as box:
+        try:
+            plugin = _open(path, box)
+        except PluginLoadError as err:
+            return passed(f"loaded against {what}; manifest did not succeed but did not crash: {err.what}")
+        calls = box.calls_for(plugin.manifest, subcommands=True)
+        kinds = {"ok": 0, "error": 0, "bad": 0}
+        for call in calls:
+            stage(f"{call.label}, with {what}")
+            answer, _took = box.make(call)
+            kinds[answer.kind] += 1
+        said = f"{kinds['ok']} answered, {kinds['error']} failed with a PluginError"
+        if kinds["bad"]:
+            said += f", {kinds['bad']} malformed (see the capability checks)"
+        return passed(f"loaded against {what}; manifest and {len(calls)} sample calls without a crash ({said})")
+
+
+CHECKS: dict[str, Callable[[Path, str | None], Verdict]] = {
+    "load": check_load,
+    "header": check_header,
+    "manifest": check_manifest,
+    "capability": check_capability,
+    "free": check_free,
+    "threads": check_threads,
+    "older-host": check_older_host,
+}
+
+
+def main(argv: list[str]) -> int:
+    """Run ``argv = [CHECK, PATH]`` (CHECK ``capability:N`` names the N-th capability)."""
+    if len(argv) != 2 or argv[0].partition(":")[0] not in CHECKS:
+        print(f"usage: python -m hm.check.checks {{{','.join(CHECKS)}}}[:N] LIBRARY", file=sys.stderr)
+        return 2
+    name, _, arg = argv[0].partition(":")
+    report_fd = _private_stdout()
+    try:
+        try:
+            verdict = CHECKS[name](Path(argv[1]), arg or None)
+        except PluginLoadError as err:  # it loaded for the manifest check, but not now
+            verdict = failed(f"expected the plugin to load as it did for the manifest check; {_load_error(err)}")
+        _report(report_fd, verdict.to_json())
+        return 0
+    except Exception:
+        traceback.print_exc()
+        return _INTERNAL
+    finally:
+        os.close(report_fd)
+
+
+if __name__ == "__main__":
+    # os._exit, as in probe_child: the library is never unloaded, and its destructors
+    # or threads get no say in the exit status once the report is written.
+    status = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
