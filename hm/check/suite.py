@@ -160,6 +160,9 @@ class _ChildRunner:
         self.timeout = timeout
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_HM_ROOT, env.get("PYTHONPATH")]))
+        # A Rust plugin's panic message is enough for the report; symbolising a
+        # backtrace per panic would make the repeated-call checks crawl.
+        env["RUST_BACKTRACE"] = "0"
         self.env = env
 
     def _env_for(self, check: str) -> dict[str, str]:
@@ -191,8 +194,8 @@ class _ChildRunner:
         except subprocess.TimeoutExpired:
             doing = _stage(_stop(proc))
             return fail(
-                f"hung: expected the check to finish within {self.timeout:g} s, but a call into the plugin "
-                f"did not return{doing}; it was stopped"
+                f"hung{doing}: expected the check to finish within {self.timeout:g} s, but a call into the "
+                "plugin did not return, so the check was stopped"
             )
         finally:
             if proc.poll() is None:  # interrupted (Ctrl-C): leave no child behind
@@ -237,11 +240,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> bytes:
 
 
 def _stage(err: bytes) -> str:
-    """`` during <what>`` from the last stage line of a check's stderr, or ``""``."""
+    """`` while <what>`` from the last stage line of a check's stderr, or ``""``."""
     stages = [line for line in err.splitlines() if line.startswith(_MARKER_BYTES)]
     if not stages:
         return ""
-    return f" during {stages[-1][len(_MARKER_BYTES) :].decode(errors='replace').strip()}"
+    return f" while {stages[-1][len(_MARKER_BYTES) :].decode(errors='replace').strip()}"
 
 
 def _parse(out: bytes) -> dict[str, Any] | None:

@@ -43,8 +43,13 @@
 #if defined(__linux__)
 #include <sys/syscall.h>
 #endif
-
+#if defined(__APPLE__)
+#include <crt_externs.h> /* a dylib cannot link against `environ` directly */
+#define SH_ENVIRON (*_NSGetEnviron())
+#else
 extern char **environ;
+#define SH_ENVIRON environ
+#endif
 
 #if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__) || \
     defined(__DragonFly__)
@@ -129,7 +134,7 @@ static int same_key(const char *a, const char *b)
  * The array is malloc'd; the strings are borrowed. */
 static char **build_envp(const sh_run_spec_t *spec)
 {
-    char **env = environ;
+    char **env = SH_ENVIRON;
     size_t n_env = 0, i, j, k = 0;
     char **envp;
 
