@@ -29,13 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL
-from hm_plugin_sdk.protocol import (
-    LifecycleHookCapability,
-    PluginManifest,
-    StepExecutorCapability,
-    SubcommandCapability,
-)
 
 from hm.check.exercise import Answer, Call, Sandbox, subscribed_kinds
 from hm.check.suite import STAGE_MARKER
@@ -44,8 +37,24 @@ from hm.runtime.loader import load_library
 from hm.runtime.plugin import Plugin, open_plugin
 from hm.runtime.probe_child import _private_stdout, _report
 from hm.runtime.transport import Op
+from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL
+from hm_plugin_sdk.protocol import (
+    LifecycleHookCapability,
+    StepExecutorCapability,
+    SubcommandCapability,
+)
 
-__all__ = ["CHECKS", "FREE_ROUNDS", "MIN_REPEATS", "REPEAT_BUDGET", "THREADS", "THREAD_CALLS", "Verdict", "main", "stage"]
+__all__ = [
+    "CHECKS",
+    "FREE_ROUNDS",
+    "MIN_REPEATS",
+    "REPEAT_BUDGET",
+    "THREADS",
+    "THREAD_CALLS",
+    "Verdict",
+    "main",
+    "stage",
+]
 
 #: Rounds of the ``free`` check: each round calls manifest and every sample call once.
 FREE_ROUNDS = 50
@@ -309,8 +318,7 @@ def _hook_summary(cap: LifecycleHookCapability, notes: list[tuple[str, str]]) ->
     )
     ignored = " (hm ignores abort in the after phase)" if cap.phase == "after" and "abort" in said else ""
     return (
-        f"{cap.phase} hook: {len(notes)} event kinds, each answered within timeout_ms {cap.timeout_ms}: "
-        f"{said}{ignored}"
+        f"{cap.phase} hook: {len(notes)} event kinds, each answered within timeout_ms {cap.timeout_ms}: {said}{ignored}"
     )
 
 
@@ -425,7 +433,8 @@ def check_threads(path: Path, _arg: str | None) -> Verdict:
                 if answer.kind == "bad":
                     problem = f"{label}: expected an answer that decodes, as single-threaded; got {answer.text}"
                 elif want is not None and answer.comparable() != want:
-                    problem = f"{label}: expected the single-threaded answer {want[1]!r}; got {answer.comparable()[1]!r}"
+                    got = answer.comparable()[1]
+                    problem = f"{label}: expected the single-threaded answer {want[1]!r}; got {got!r}"
                 if problem:
                     with lock:
                         problems.append(problem)

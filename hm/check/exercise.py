@@ -25,6 +25,16 @@ from types import TracebackType
 from typing import Any, Literal
 
 import msgspec
+
+from hm.errors import PluginCallError
+from hm.run.archive import WorkspaceArchive
+from hm.run.events import EventBus, now_ts
+from hm.run.services import RunServices
+from hm.runtime.calls import CallContext
+from hm.runtime.host_services import HostServices
+from hm.runtime.kv_store import PluginKvStore
+from hm.runtime.plugin import Plugin, translate
+from hm.runtime.transport import Op
 from hm_plugin_sdk.abi import Status
 from hm_plugin_sdk.protocol import (
     BUILD_EVENT_KINDS,
@@ -50,16 +60,6 @@ from hm_plugin_sdk.protocol import (
     SubcommandCapability,
     SubcommandInput,
 )
-
-from hm.errors import PluginCallError
-from hm.run.archive import WorkspaceArchive
-from hm.run.events import EventBus, now_ts
-from hm.run.services import RunServices
-from hm.runtime.calls import CallContext
-from hm.runtime.host_services import HostServices
-from hm.runtime.kv_store import PluginKvStore
-from hm.runtime.plugin import Plugin, translate
-from hm.runtime.transport import Op
 
 __all__ = ["Answer", "Call", "Sandbox", "judge", "sample_args", "status_name"]
 
@@ -298,9 +298,7 @@ class Sandbox:
         """Make ``call`` through the plugin's transport: ``(verdict, seconds)``."""
         plugin = self.plugin
         assert plugin is not None, "Sandbox.make needs a plugin"
-        op_name = {Op.EXECUTE_STEP: "execute_step", Op.ON_HOOK_EVENT: "on_hook_event"}.get(
-            call.op, "run_subcommand"
-        )
+        op_name = {Op.EXECUTE_STEP: "execute_step", Op.ON_HOOK_EVENT: "on_hook_event"}.get(call.op, "run_subcommand")
         if call.op is Op.RUN_SUBCOMMAND:
             services: HostServices = self.cli_services
         else:
@@ -328,4 +326,3 @@ class Sandbox:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             return Answer("bad", None, f"a manifest that does not decode: {exc}")
         return Answer("ok", value, "PluginManifest")
-

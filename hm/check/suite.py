@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-from hm_plugin_sdk.protocol import PluginManifest
 
 from hm.runtime.probe_child import _HM_ROOT, _kill, _tail
+from hm_plugin_sdk.protocol import PluginManifest
 
 __all__ = ["DEFAULT_TIMEOUT", "STAGE_MARKER", "CheckResult", "SuiteReport", "run_suite"]
 
@@ -264,4 +264,3 @@ def _parse(out: bytes) -> dict[str, Any] | None:
     ):
         return None
     return doc
-
