@@ -493,16 +493,21 @@ def check_older_host(path: Path, _arg: str | None) -> Verdict:
             return passed(f"loaded against {what}; manifest did not succeed but did not crash: {err.what}")
         calls = box.calls_for(plugin.manifest, subcommands=True)
         kinds = {"ok": 0, "error": 0, "bad": 0}
+        codes: list[str] = []
         for call in calls:
             stage(f"calling {_OP_NAMES[call.op]} for {call.label}, with {what}")
             answer, _took = box.make(call)
             kinds[answer.kind] += 1
-        said = f"{kinds['ok']} answered, {kinds['error']} failed with a PluginError"
+            if answer.kind == "error" and answer.value.code not in codes:
+                codes.append(answer.value.code)
+        said = f"{kinds['ok']} succeeded"
+        if kinds["error"]:
+            said += f", {kinds['error']} failed with a PluginError ({', '.join(codes)})"
         if kinds["bad"]:
             said += f", {kinds['bad']} malformed (see the capability checks)"
         return passed(
-            f"loaded against {what}; answered manifest and {_plural(len(calls), 'sample call')} "
-            f"without a crash ({said})"
+            f"loaded against {what}; manifest and {_plural(len(calls), 'sample call')} ran without calling a "
+            f"missing function ({said})"
         )
 
 

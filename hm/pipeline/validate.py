@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Final
 
 from hm.errors import PipelineError
@@ -96,6 +96,7 @@ class _Checker:
         p = self.pipeline
         if not KEY_PATTERN.fullmatch(p.slug):
             self.add(f"slug {p.slug!r} must match [A-Za-z0-9_.-]+", "pick a slug usable as `hm run SLUG`")
+        self.check_env("the pipeline", p.env)
         if not any(isinstance(s, CommandStep) for s in p.steps):
             self.add("it has no command steps", 'add at least one step, e.g. step("build", "make")')
         for index, step in enumerate(p.steps):
@@ -124,6 +125,9 @@ class _Checker:
         name = _name(index, step)
         if not step.cmd.strip():
             self.add(f"{name}: `cmd` is empty", "give the step a command to run")
+        elif "\0" in step.cmd:
+            self.add(f"{name}: `cmd` contains a NUL byte", "a command is text; remove the NUL (\\x00)")
+        self.check_env(name, step.env)
         timeout = step.timeout_seconds
         if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
             self.add(
@@ -133,6 +137,17 @@ class _Checker:
         self.check_runner(name, step)
         if step.builds_in is not None:
             self.check_builds_in(index, name, step.builds_in)
+
+    def check_env(self, name: str, env: Mapping[str, str]) -> None:
+        """Names a process environment can hold: non-empty, no '=', no NUL; values without NUL."""
+        for key, value in env.items():
+            if not key or "=" in key or "\0" in key:
+                self.add(
+                    f"{name}: environment variable name {key!r} is not valid",
+                    "an environment variable name is non-empty and has no '=' or NUL",
+                )
+            elif "\0" in value:
+                self.add(f"{name}: environment variable {key} holds a NUL byte", "remove the NUL (\\x00)")
 
     def check_runner(self, name: str, step: CommandStep) -> None:
         available = ", ".join(sorted(self.runners)) or "none"

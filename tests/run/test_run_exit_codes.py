@@ -198,15 +198,6 @@ def test_an_ir_file_with_a_typo_in_a_field_exits_3(tmp_path: Path) -> None:
     no_traceback(result)
 
 
-_ENV_BUG = (
-    "BUG: hm/pipeline/validate.py _Checker.check_command does not check environment variable names "
-    "(pipeline env and step env): a name that is empty or holds '=' (or NUL) passes validation, steps "
-    "start, and the shell runner refuses it at run time with a PluginError, so the user gets exit 5 "
-    "'plugin runtime error' after other steps already ran, instead of exit 3 naming the step"
-)
-
-
-@pytest.mark.xfail(reason=_ENV_BUG, strict=True)
 @pytest.mark.parametrize("step_args", ['env={"BAD=NAME": "x"}', 'env={"": "x"}'])
 def test_an_invalid_environment_variable_name_is_a_pipeline_error(tmp_path: Path, step_args: str) -> None:
     marker = tmp_path / "ran"
@@ -223,12 +214,6 @@ def test_an_invalid_environment_variable_name_is_a_pipeline_error(tmp_path: Path
     assert not marker.exists(), "steps ran although the pipeline cannot run"
 
 
-@pytest.mark.xfail(
-    reason="BUG: hm/pipeline/validate.py accepts a NUL byte in `cmd` (and in env values); the shell "
-    "runner refuses it at run time (exit 5) with the hint 'this is a bug in the host or in a plugin', "
-    "which blames hm for the user's pipeline; validation should reject it (exit 3, naming the step)",
-    strict=True,
-)
 def test_a_nul_byte_in_a_command_is_a_pipeline_error(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     project = Project(tmp_path / "p").pipeline(
