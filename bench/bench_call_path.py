@@ -25,11 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import msgspec  # noqa: E402
-from hm_plugin_sdk.protocol import BuildStarted, HookEvent  # noqa: E402
 
 from hm.runtime._ffi import ffi, lib  # noqa: E402
 from hm.runtime.host_services import HostServices  # noqa: E402
 from hm.runtime.plugin import open_plugin  # noqa: E402
+from hm_plugin_sdk.protocol import BuildStarted, HookEvent  # noqa: E402
 
 
 def per_call_ns(fn, calls: int, repeats: int) -> list[float]:  # type: ignore[no-untyped-def]

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SUFFIX = {"darwin": ".dylib", "win32": ".dll"}.get(sys.platform, ".so")
 NOOP = ROOT / "build" / "fixtures" / f"noop-executor{SUFFIX}"
 LINES = 1_000_000
-PRINT_CMD = "awk 'BEGIN { for (i = 0; i < " + str(LINES) + "; i++) printf \"%099d\\n\", i }'"
+PRINT_CMD = "awk 'BEGIN { for (i = 0; i < " + str(LINES) + '; i++) printf "%099d\\n", i }\''
 CPU_CMD = "i=0; while [ $i -lt 1500000 ]; do i=$((i+1)); done"
 
 

@@ -334,7 +334,11 @@ def test_a_file_without_pipelines_renders_to_nothing(tmp_path: Path) -> None:
     assert render_file(write(tmp_path, "X = 1\n"), cwd=tmp_path) == []
 
 
-def test_rendering_runs_in_the_project_root_and_imports_helpers_next_to_the_file(tmp_path: Path) -> None:
+def test_rendering_runs_in_the_project_root_and_imports_helpers_next_to_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The render process itself must keep .hm/ free of __pycache__, whatever the environment says.
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
     (tmp_path / "targets.txt").write_text("alpha\nbeta\n")
     (tmp_path / ".hm").mkdir()
     (tmp_path / ".hm" / "_helpers.py").write_text(
