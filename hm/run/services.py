@@ -138,10 +138,18 @@ class RunServices(HostServices):
 
     # -- archive ----------------------------------------------------------------
     def archive_size(self, ctx: CallContext) -> int:
+        self._only_in_steps(ctx)
         return self.archive.size()
 
     def archive_read(self, ctx: CallContext, offset: int, size: int) -> bytes:
+        self._only_in_steps(ctx)
         return self.archive.read(offset, size)
+
+    @staticmethod
+    def _only_in_steps(ctx: CallContext) -> None:
+        """The archive is the input of steps (hm_plugin.h): hooks and others get UNAVAILABLE."""
+        if ctx.op != "execute_step":
+            raise HostStatus(Status.ERR_UNAVAILABLE)
 
     # -- terminal -----------------------------------------------------------------
     def write_stdout(self, ctx: CallContext, data: bytes) -> None:

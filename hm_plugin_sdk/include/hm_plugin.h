@@ -124,7 +124,10 @@ typedef struct hm_abi_header {
     uint32_t abi_minor;
 } hm_abi_header_t;
 
-/* True when `table` (a pointer to a `type`, a flat struct starting with hm_abi_header_t;
+/* Before calling any host function, check that the table has it and that it is
+ * not NULL: hosts of other minors (and `hm plugin check`'s older-host check) give
+ * tables whose struct_size ends earlier. True when `table` (a pointer to a `type`,
+ * a flat struct starting with hm_abi_header_t;
  * both tables are flat: a later minor appends fields, it never nests the old table)
  * is large enough to contain `field`. Use it before reading a field that a later
  * minor added, then check the pointer itself for NULL:
@@ -194,7 +197,8 @@ typedef struct hm_host_api {
                           const uint8_t *value, size_t value_len);
 
     /* [call-thread] Publishes a plugin event: msgpack PluginEvent
-     * {name: str, data: map}. It reaches `--format json` output and the hooks.
+     * {name: str, data: map}. During a run it reaches `--format json` output and
+     * the hooks (not when sent from a hook call); outside a run, hm's debug log.
      * Returns HM_OK, HM_ERR_INVALID_ARGUMENT (not a PluginEvent), HM_ERR_STALE_CALL.
      * Since 1.0. */
     hm_status_t (*emit_event)(hm_call_t call, const uint8_t *msg, size_t msg_len);
