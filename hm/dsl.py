@@ -94,7 +94,7 @@ def pipeline(
             hint='write @pipeline("ci") above the function, not @pipeline',
         )
     args = _convert(
-        {"slug": slug, "env": dict(env or {}), "default_image": default_image},
+        {"slug": slug, "env": {} if env is None else env, "default_image": default_image},
         _PipelineArgs,
         "@pipeline",
         where,
@@ -140,10 +140,11 @@ def step(
         "key": key,
         "label": label,
         "cmd": cmd,
-        "env": dict(env or {}),
+        # Passed as given: msgspec checks the type and names the argument on error.
+        "env": {} if env is None else env,
         "image": image,
         "runner": runner,
-        "runner_args": dict(runner_args or {}),
+        "runner_args": {} if runner_args is None else runner_args,
         "timeout_seconds": timeout_seconds,
         # A bare policy name is shorthand for CachePolicy(policy=name); _convert checks it.
         "cache": {"policy": cache} if isinstance(cache, str) else msgspec.to_builtins(cache),
@@ -199,8 +200,11 @@ def _convert(args: dict[str, Any], into: type[Any], call: str, where: str) -> An
     try:
         return msgspec.convert(args, into)
     except msgspec.ValidationError as exc:
-        what, _, path = str(exc).partition(" - at `$.")
-        argument = path.rstrip("`") or "arguments"
+        what, _, location = str(exc).partition(" - at ")
+        # msgspec says "at `$.env[...]`" or, for a bad mapping key, "at `key` in `$.env`".
+        if location.startswith("`key` in "):
+            what, location = f"a key: {what}", location[len("`key` in ") :]
+        argument = location.removeprefix("`$.").rstrip("`") or "arguments"
         raise PipelineError(
             f"{call}: argument `{argument}`: {what}",
             where=where,

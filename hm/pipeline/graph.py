@@ -111,17 +111,16 @@ def _chains(slug: str, stage: int, steps: list[CommandStep], stage_of: dict[str,
 
     chains: list[Chain] = []
 
-    def grow(first: CommandStep) -> None:
+    # Preorder over the fork tree with an explicit stack: forks may nest thousands deep.
+    stack = list(reversed(roots))
+    while stack:
+        first = stack.pop()
         run = [first]
         while len(children[run[-1].key]) == 1:
             run.append(children[run[-1].key][0])
         chains.append(Chain(id=first.key, steps=tuple(run), parent_step=first.builds_in))
         # The run stopped at a leaf or at a fork; each branch of a fork is its own chain.
-        for child in children[run[-1].key]:
-            grow(child)
-
-    for root in roots:
-        grow(root)
+        stack.extend(reversed(children[run[-1].key]))
 
     planned = sum(len(c.steps) for c in chains)
     if planned != len(steps):

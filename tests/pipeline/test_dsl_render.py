@@ -192,26 +192,12 @@ def test_runner_args_must_be_json_data() -> None:
     assert err.hint == "use only str, int, float, bool, None, lists and str-keyed dicts in runner_args"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: dsl._convert splits msgspec's message on ' - at `$.', but a bad mapping *key* is "
-    "reported as '... - at `key` in `$.runner_args`', so the argument is named `arguments` and "
-    "msgspec's raw location leaks into the message",
-)
 def test_a_non_string_runner_args_key_names_the_argument() -> None:
     err = render_error(lambda: step("a", "x", runner_args={1: "x"}))  # type: ignore[dict-item]
     assert err.what.startswith("step('a'): argument `runner_args")
     assert "- at `" not in err.what
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(ValueError, TypeError),
-    reason="BUG: step()/@pipeline() call dict(env or {}) before type-checking, so env='A=1' "
-    "raises a bare ValueError (env=5: TypeError) instead of a PipelineError naming the "
-    "argument and the call line (and env=[('A','1')] or env='' is silently accepted)",
-)
 @pytest.mark.parametrize("env", ["A=1", 5])
 def test_a_non_mapping_env_is_a_type_error_naming_the_argument(env: object) -> None:
     err = render_error(lambda: step("a", "x", env=env))  # type: ignore[arg-type]
