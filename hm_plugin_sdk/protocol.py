@@ -24,6 +24,7 @@ from typing import Any, Literal, Union
 import msgspec
 
 __all__ = [
+    "BUILD_EVENT_KINDS",
     "ArgSpec",
     "BuildEvent",
     "BuildFinished",
@@ -48,7 +49,6 @@ __all__ = [
     "StepStarted",
     "SubcommandCapability",
     "SubcommandInput",
-    "BUILD_EVENT_KINDS",
     "event_kind",
 ]
 
