@@ -92,7 +92,24 @@ class PluginError(HmError):
 
 
 class PluginLoadError(PluginError):
+    """``stage`` says which step of loading failed when the loader knows it:
+    ``"open"``, ``"entry"``, ``"refused"`` (``hm_load_plugin`` returned NULL),
+    ``"header"`` or ``"manifest"``."""
+
     exit_code = ExitCode.PLUGIN_LOAD
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        path: str,
+        plugin: str | None = None,
+        where: str | None = None,
+        hint: str | None = None,
+        stage: str | None = None,
+    ) -> None:
+        self.stage = stage
+        super().__init__(what, path=path, plugin=plugin, where=where, hint=hint)
 
 
 class PluginConflictError(PluginError):

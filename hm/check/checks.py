@@ -118,15 +118,9 @@ def _load_error(err: PluginLoadError) -> str:
 
 
 def _refused(err: PluginLoadError) -> bool:
-    """Whether the loader stopped because ``hm_load_plugin`` returned NULL.
-
-    :class:`PluginLoadError` carries no stage, and the suite must tell a refusal
-    (the ``load`` check) from a bad header (``header``). The loader's order is fixed
-    (open, symbol, NULL, header; see loader.py) and the ``load`` check has already
-    opened the library and found the symbol itself, so only the NULL report can
-    start with this phrase; tests/check pins it with the broken-entry-null fixture.
-    """
-    return err.what.startswith(f"`{ENTRY_SYMBOL}` returned NULL")
+    """Whether the loader stopped because ``hm_load_plugin`` returned NULL (the
+    ``load`` check's failure, not the ``header`` check's)."""
+    return err.stage == "refused"
 
 
 # -- load, header, manifest -------------------------------------------------------------

@@ -98,12 +98,14 @@ def _open_and_check(path: str, host: Any) -> NativeLibrary:
         raise PluginLoadError(
             f"cannot be opened as a shared library: {reason}",
             path=path,
+            stage="open",
             hint="make sure it was built for this platform and that its dependencies are installed",
         )
     if rc == 2:
         raise PluginLoadError(
             f"does not export `{ENTRY_SYMBOL}`, so it is not an hm plugin",
             path=path,
+            stage="entry",
             hint="export it with HM_EXPORT from hm_plugin.h, or remove the file from the plugin folder",
         )
     instance = ffi.new("void **")
@@ -112,6 +114,7 @@ def _open_and_check(path: str, host: Any) -> NativeLibrary:
         raise PluginLoadError(
             f"`{ENTRY_SYMBOL}` returned NULL: the plugin refused to load",
             path=path,
+            stage="refused",
             hint=f"a plugin refuses a host whose ABI major differs from its own (this hm speaks {ABI_MAJOR}.x); "
             "rebuild it against the hm_plugin.h shipped with this hm, or ask its author why it refuses",
         )
