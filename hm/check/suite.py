@@ -180,7 +180,7 @@ class _ChildRunner:
         def fail(detail: str) -> tuple[CheckResult, dict[str, Any]]:
             return CheckResult(name, "failed", detail), {}
 
-        cmd = [sys.executable, "-m", "hm.check.checks", planned.arg, str(self.path)]
+        cmd = [sys.executable, "-P", "-m", "hm.check.checks", planned.arg, str(self.path)]  # -P: ignore cwd
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,

@@ -53,7 +53,8 @@ def render_file(path: Path, *, cwd: Path | None = None, timeout: float = RENDER_
     """
     shown = _display(path, cwd)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hm.pipeline._render_child", str(Path(path).resolve())],
+        # -P: the project directory (cwd) must not shadow the hm package.
+        [sys.executable, "-P", "-m", "hm.pipeline._render_child", str(Path(path).resolve())],
         cwd=cwd,
         env=_child_env(),
         stdin=subprocess.DEVNULL,

@@ -75,7 +75,8 @@ def probe(path: Path, *, shown_as: str | None = None, timeout: float = PROBE_TIM
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_HM_ROOT, env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "hm.runtime.probe_child", str(path)]
+    # -P: never put the current directory on sys.path; it may hold another hm checkout.
+    cmd = [sys.executable, "-P", "-m", "hm.runtime.probe_child", str(path)]
     proc = subprocess.Popen(
         cmd,
         stdin=subprocess.DEVNULL,

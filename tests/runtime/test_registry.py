@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +127,20 @@ def test_a_corrupt_cache_file_is_ignored(tmp_path: Path, monkeypatch) -> None:  
     cache_file.write_text("{not json")
     reg = Registry.discover(None, cache=ManifestCache(cache_file))
     assert [r.name for r in reg.active() if r.origin == "env"] == ["noop-executor"]
+
+
+def test_child_probes_ignore_an_hm_directory_in_the_current_directory(tmp_path: Path) -> None:
+    # A user standing in a checkout of hm (or any folder with an `hm/` package) must
+    # not have the plugin probes import that copy instead of the installed hm.
+    script = Path(sys.executable).parent / "hm"
+    if not script.exists():
+        pytest.skip("the hm console script is not installed next to this Python")
+    (tmp_path / "hm").mkdir()
+    (tmp_path / "hm" / "__init__.py").write_text("raise ImportError('decoy hm imported')\n")
+    env = {**os.environ, "HM_PLUGIN_PATH": str(fixture_path("noop-executor"))}
+    result = subprocess.run(
+        [str(script), "plugin", "list", "--format", "json"], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    plugins = {p["name"]: p for p in json.loads(result.stdout)["plugins"]}
+    assert plugins["noop-executor"]["status"] == "ok", plugins["noop-executor"]["error"]
