@@ -81,3 +81,10 @@ def test_host_fn_probe_reports_every_host_function_working(tmp_path: Path) -> No
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("host_fn ")]
     assert len(lines) == 17 and all(ln.endswith(" ok") for ln in lines)
     assert "host-fn-probe: 17/17 host functions behaved" in result.stdout
+
+
+def test_shell_completion_offers_plugin_verbs() -> None:
+    env = {**env_with("typed-subcommand"), "_HM_COMPLETE": "complete_bash", "COMP_WORDS": "hm ma", "COMP_CWORD": "1"}
+    result = run_hm(env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["math"]
