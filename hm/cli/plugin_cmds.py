@@ -122,6 +122,12 @@ def info(
         raise typer.Exit(int(ExitCode.PLUGIN_LOAD))
 
 
+def _default_text(kind: str, default: object) -> str:
+    if default is not None:
+        return f"default {default!r}"
+    return "default off" if kind == "flag" else "optional"
+
+
 def _print_info(rec: PluginRecord) -> None:
     out = output.stdout
     m = rec.manifest
@@ -146,7 +152,7 @@ def _print_info(rec: PluginRecord) -> None:
                 if cap.summary:
                     out.print(f"      {cap.summary}")
                 for arg in cap.args:
-                    req = "required" if arg.required else f"default {arg.default!r}"
+                    req = "required" if arg.required else _default_text(arg.kind, arg.default)
                     out.print(f"      {arg.name} ({arg.kind}, {arg.type}, {req}) {arg.help}")
             elif isinstance(cap, LifecycleHookCapability):
                 out.print(f"      timeout {cap.timeout_ms} ms")
