@@ -27,7 +27,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from hm.runtime.probe_child import _HM_ROOT, _kill, _tail
+from hm.child_process import stop_child
+from hm.runtime.probe_child import HM_ROOT, output_tail
 from hm_plugin_sdk.protocol import PluginManifest
 
 __all__ = ["DEFAULT_TIMEOUT", "STAGE_MARKER", "CheckResult", "SuiteReport", "run_suite"]
@@ -159,7 +160,7 @@ class _ChildRunner:
         self.path = path
         self.timeout = timeout
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_HM_ROOT, env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [HM_ROOT, env.get("PYTHONPATH")]))
         # A Rust plugin's panic message is enough for the report; symbolising a
         # backtrace per panic would make the repeated-call checks crawl.
         env["RUST_BACKTRACE"] = "0"
@@ -192,16 +193,16 @@ class _ChildRunner:
         try:
             out, err = proc.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            doing = _stage(_stop(proc))
+            doing = _stage(stop_child(proc))
             return fail(
                 f"hung{doing}: expected the check to finish within {self.timeout:g} s, but a call into the "
                 "plugin did not return, so the check was stopped"
             )
         finally:
             if proc.poll() is None:  # interrupted (Ctrl-C): leave no child behind
-                _kill(proc)
+                stop_child(proc)
         doing = _stage(err)
-        tail = _tail(b"\n".join(line for line in err.splitlines() if not line.startswith(_MARKER_BYTES)))
+        tail = output_tail(b"\n".join(line for line in err.splitlines() if not line.startswith(_MARKER_BYTES)))
         said = f" (its last output: {tail})" if tail else ""
         if proc.returncode < 0:
             signum = -proc.returncode
@@ -221,22 +222,6 @@ class _ChildRunner:
 
 
 _MARKER_BYTES = STAGE_MARKER.encode()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> bytes:
-    """Kill a hung check (its whole process group) and return what it wrote to stderr."""
-    try:
-        if os.name == "posix":
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
-    except OSError:
-        pass
-    try:
-        # communicate() again returns everything read so far, the first attempt's too.
-        return proc.communicate(timeout=5)[1] or b""
-    except (subprocess.TimeoutExpired, ValueError, OSError):
-        return b""
 
 
 def _stage(err: bytes) -> str:

@@ -19,6 +19,7 @@ from typing import Final
 import msgspec
 
 import hm
+from hm.child_process import stop_child
 from hm.errors import PipelineError
 from hm.pipeline.ir import Pipeline, pipeline_from_json
 
@@ -67,8 +68,7 @@ def render_file(path: Path, *, cwd: Path | None = None, timeout: float = RENDER_
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _kill(proc)
-        proc.communicate()
+        stop_child(proc)
         raise PipelineError(
             f"rendering took longer than {timeout:g} s and was stopped",
             where=shown,
@@ -134,16 +134,6 @@ def _child_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (hm_root, env.get("PYTHONPATH")) if p)
     env.setdefault("PYTHONIOENCODING", "utf-8")
     return env
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if os.name == "posix":
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-            return
-        except ProcessLookupError:
-            return
-    proc.kill()
 
 
 def _signal_name(number: int) -> str:

@@ -36,19 +36,20 @@ from typing import Any
 
 import msgspec
 
+from hm.child_process import stop_child
 from hm.errors import HmError, PluginLoadError
 from hm.runtime.manifest import validate_manifest
 from hm.runtime.manifest_cache import Outcome
 from hm_plugin_sdk.protocol import PluginManifest
 
-__all__ = ["PROBE_TIMEOUT", "ProbeResult", "main", "probe"]
+__all__ = ["HM_ROOT", "PROBE_TIMEOUT", "ProbeResult", "main", "output_tail", "probe"]
 
 log = logging.getLogger("hm.probe")
 
 #: Seconds a library gets to load and answer ``manifest`` in the child.
 PROBE_TIMEOUT = 30.0
 #: The directory holding the ``hm`` package, so the child imports this same hm.
-_HM_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+HM_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 _INTERNAL = 70
 
 
@@ -74,7 +75,7 @@ def probe(path: Path, *, shown_as: str | None = None, timeout: float = PROBE_TIM
         return ProbeResult(Outcome(error=PluginLoadError(what, path=shown, hint=hint)), definitive=definitive)
 
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_HM_ROOT, env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [HM_ROOT, env.get("PYTHONPATH")]))
     # -P: never put the current directory on sys.path; it may hold another hm checkout.
     cmd = [sys.executable, "-P", "-m", "hm.runtime.probe_child", str(path)]
     proc = subprocess.Popen(
@@ -88,16 +89,16 @@ def probe(path: Path, *, shown_as: str | None = None, timeout: float = PROBE_TIM
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _kill(proc)
+        stop_child(proc)
         return refused(
             f"did not finish loading within {timeout:g} s and was stopped",
             "hm_load_plugin and manifest must return promptly; report this to the plugin's author",
         )
     finally:
         if proc.poll() is None:  # interrupted (Ctrl-C): leave no child behind
-            _kill(proc)
+            stop_child(proc)
     log.debug("probe of %s: exit status %s; stderr:\n%s", shown, proc.returncode, err.decode(errors="replace"))
-    tail = _tail(err)
+    tail = output_tail(err)
     said = f" (its last output: {tail})" if tail else ""
     if proc.returncode < 0:
         signum = -proc.returncode
@@ -154,20 +155,6 @@ def _rename(text: str, path: Path, shown: str) -> str:
     return text
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        if os.name == "posix":
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
-    except OSError:
-        pass
-    try:
-        proc.communicate(timeout=5)
-    except (subprocess.TimeoutExpired, ValueError, OSError):
-        pass
-
-
 def _parse_report(out: bytes) -> dict[str, Any] | None:
     lines = out.decode(errors="replace").strip().splitlines()
     if len(lines) != 1:
@@ -185,7 +172,7 @@ def _parse_report(out: bytes) -> dict[str, Any] | None:
     return None
 
 
-def _tail(err: bytes, lines: int = 3, chars: int = 400) -> str:
+def output_tail(err: bytes, lines: int = 3, chars: int = 400) -> str:
     text = " | ".join(line.strip() for line in err.decode(errors="replace").splitlines()[-lines:] if line.strip())
     return text[-chars:]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from hm.errors import UsageError
+from hm.runtime.discovery import plugin_suffix
 from hm.scaffold import c_templates, rust_templates
 from hm_plugin_sdk.abi import INCLUDE_DIR
 
@@ -33,10 +34,6 @@ class NewProject:
     files: list[Path]
     build_command: str
     library: str
-
-
-def _suffix() -> str:
-    return {"darwin": ".dylib", "win32": ".dll"}.get(sys.platform, ".so")
 
 
 def create_project(dest: Path, name: str, lang: Lang, capability: CapabilityKind) -> NewProject:
@@ -64,7 +61,7 @@ def create_project(dest: Path, name: str, lang: Lang, capability: CapabilityKind
             "README.md": c_templates.README,
             ".gitignore": "*.so\n*.dylib\n*.dll\n",
         }
-        build, library = "make", f"{name}{_suffix()}"
+        build, library = "make", f"{name}{plugin_suffix()}"
     else:
         files = {
             "Cargo.toml": rust_templates.CARGO_TOML,
@@ -74,7 +71,7 @@ def create_project(dest: Path, name: str, lang: Lang, capability: CapabilityKind
         }
         build = "cargo build --release --offline"
         prefix = "" if sys.platform == "win32" else "lib"
-        library = f"target/release/{prefix}{values['ident']}{_suffix()}"
+        library = f"target/release/{prefix}{values['ident']}{plugin_suffix()}"
         values["sdk_path"] = RUST_SDK_DIR.as_posix()
     values["build"], values["library"] = build, library
     written = []
