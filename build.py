@@ -4,6 +4,9 @@ Two jobs, both driven from here so ``pip install .`` and a developer use the sam
 
 * ``ffibuilder`` — the cffi out-of-line (API mode) builder of the host bridge
   ``hm._hm_bridge``; ``setup.py`` names it in ``cffi_modules``.
+* ``hm-worker`` — the executable that runs one native plugin in a process of its
+  own (``hm/_native/worker/``, see docs/worker-protocol.md), built next to the
+  bridge as ``hm/_native/hm-worker``;
 * a small compiler driver for plugins: every directory under ``plugins/`` becomes a
   bundled plugin in ``hm/bundled_plugins/``; every directory under ``fixtures/``
   becomes a test fixture in ``build/fixtures/``. A directory with ``Cargo.toml``
@@ -12,7 +15,8 @@ Two jobs, both driven from here so ``pip install .`` and a developer use the sam
 
 Usage::
 
-    python build.py              # bridge in place + bundled plugins + fixtures
+    python build.py              # bridge in place + worker + bundled plugins + fixtures
+    python build.py worker       # the worker executable only
     python build.py plugins      # bundled plugins only
     python build.py fixtures     # fixtures only
 """
@@ -34,6 +38,8 @@ INCLUDE = ROOT / "hm_plugin_sdk" / "include"
 NATIVE = ROOT / "hm" / "_native"
 BUNDLED_OUT = ROOT / "hm" / "bundled_plugins"
 FIXTURES_OUT = ROOT / "build" / "fixtures"
+WORKER_SRC = NATIVE / "worker"
+WORKER_NAME = "hm-worker"
 
 
 def plugin_suffix() -> str:
@@ -149,6 +155,19 @@ def build_fixtures(out_dir: Path = FIXTURES_OUT, *, only_stale: bool = False) ->
     return compile_tree(ROOT / "fixtures", out_dir, only_stale=only_stale)
 
 
+def build_worker(out_dir: Path = NATIVE) -> Path:
+    """Compile ``hm-worker`` into ``out_dir`` (POSIX only: it is a pipe-and-dlopen program)."""
+    out = out_dir / WORKER_NAME
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = sorted(str(p) for p in WORKER_SRC.glob("*.c"))
+    flags = ["-std=c11", "-O2", "-Wall", "-Wextra", "-fvisibility=hidden"]
+    libs = ["-lpthread"] + ([] if sys.platform == "darwin" else ["-ldl"])
+    tmp = out.with_name(out.name + ".tmp")
+    subprocess.run([*_compiler(), *flags, f"-I{INCLUDE}", *sources, "-o", str(tmp), *libs], check=True)
+    os.replace(tmp, out)  # atomic: a half-written worker is never started
+    return out
+
+
 def build_bridge_inplace() -> Path:
     """Compile ``hm._hm_bridge`` next to the sources (what an editable install does)."""
     tmp = ROOT / "build" / "cffi"
@@ -159,10 +178,12 @@ def build_bridge_inplace() -> Path:
 
 
 def main(argv: list[str]) -> int:
-    what = argv[1:] or ["bridge", "plugins", "fixtures"]
+    what = argv[1:] or ["bridge", "worker", "plugins", "fixtures"]
     for job in what:
         if job == "bridge":
             print(f"bridge: {build_bridge_inplace()}")
+        elif job == "worker":
+            print(f"worker: {build_worker()}")
         elif job == "plugins":
             for p in build_bundled():
                 print(f"plugin: {p}")
@@ -170,7 +191,7 @@ def main(argv: list[str]) -> int:
             for p in build_fixtures():
                 print(f"fixture: {p}")
         else:
-            print(f"build.py: unknown job {job!r}; use bridge, plugins or fixtures", file=sys.stderr)
+            print(f"build.py: unknown job {job!r}; use bridge, worker, plugins or fixtures", file=sys.stderr)
             return 2
     return 0
 

@@ -1,5 +1,6 @@
 """setuptools glue: build the cffi bridge (``cffi_modules``) and compile the bundled
-plugins into ``hm/bundled_plugins`` as part of ``build_ext``, so ``pip install .``
+plugins into ``hm/bundled_plugins`` and the ``hm-worker`` executable into
+``hm/_native`` as part of ``build_ext``, so ``pip install .``
 (and an editable install) needs nothing but a C compiler."""
 
 import importlib.util
@@ -18,8 +19,11 @@ class build_ext_with_plugins(build_ext):
         spec.loader.exec_module(hm_build)
         if self.inplace or self.editable_mode:
             out = hm_build.BUNDLED_OUT
+            native = hm_build.NATIVE
         else:
             out = Path(self.build_lib) / "hm" / "bundled_plugins"
+            native = Path(self.build_lib) / "hm" / "_native"
+        hm_build.build_worker(native)
         hm_build.build_bundled(out)
 
 
