@@ -5,10 +5,13 @@ The tree::
     HmError                      what / where / hint, exit_code
     ├── UsageError               exit 2  — bad argument or option
     ├── PipelineError            exit 3  — a pipeline file or IR that cannot be run
+    ├── ConfigError              exit 3  — a malformed .hm/config.toml or HM_* setting
     ├── PluginError              (base for problems attributed to one plugin)
     │   ├── PluginLoadError      exit 4  — cannot be loaded: missing symbol, ABI, manifest…
     │   ├── PluginConflictError  exit 4  — two plugins claim one runner / verb / default
     │   └── PluginCallError      exit 5  — a capability call failed or returned garbage
+    │       ├── PluginCrashed    — the plugin's process died (signal, exit(), abort()) during the call
+    │       └── PluginCallAbandoned — it did not stop within the grace period after a cancel or timeout
     └── BuildCancelled           exit 130
 
 A message is built from three parts so every surface (human, JSON, logs) shows
@@ -70,6 +73,12 @@ class PipelineError(HmError):
     exit_code = ExitCode.PIPELINE_INVALID
 
 
+class ConfigError(HmError):
+    """The project's ``.hm/config.toml`` or an ``HM_*`` variable is malformed."""
+
+    exit_code = ExitCode.PIPELINE_INVALID
+
+
 class PluginError(HmError):
     """A problem attributed to one plugin library."""
 
@@ -94,7 +103,8 @@ class PluginError(HmError):
 class PluginLoadError(PluginError):
     """``stage`` says which step of loading failed when the loader knows it:
     ``"open"``, ``"entry"``, ``"refused"`` (``hm_load_plugin`` returned NULL),
-    ``"header"`` or ``"manifest"``."""
+    ``"header"`` or ``"manifest"``; ``"crashed"`` or ``"hung"`` when the library
+    took its worker down or did not answer while loading."""
 
     exit_code = ExitCode.PLUGIN_LOAD
 
@@ -135,6 +145,53 @@ class PluginCallError(PluginError):
         self.code = code
         self.retryable = retryable
         super().__init__(what, path=path, plugin=plugin, where=where, hint=hint)
+
+
+class PluginCrashed(PluginCallError):
+    """The process running the plugin died while a call was in it.
+
+    ``signal`` is the signal's name (``"SIGSEGV"``) when one killed it, ``status``
+    the exit status otherwise; ``op`` and ``step_key`` say which call it was in.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        path: str,
+        plugin: str | None = None,
+        op: str,
+        step_key: str | None = None,
+        signal: str | None = None,
+        status: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.op = op
+        self.step_key = step_key
+        self.signal = signal
+        self.status = status
+        super().__init__(what, path=path, plugin=plugin, code="crashed", hint=hint)
+
+
+class PluginCallAbandoned(PluginCallError):
+    """A call that was asked to stop (``reason``: ``"timed_out"`` or ``"cancelled"``)
+    and did not return within the grace period; hm stopped waiting for it."""
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        path: str,
+        plugin: str | None = None,
+        op: str,
+        step_key: str | None = None,
+        reason: str,
+        hint: str | None = None,
+    ) -> None:
+        self.op = op
+        self.step_key = step_key
+        self.reason = reason
+        super().__init__(what, path=path, plugin=plugin, code="abandoned", hint=hint)
 
 
 class BuildCancelled(HmError):

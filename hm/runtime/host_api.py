@@ -1,33 +1,34 @@
-"""The host-API table's Python side: one ``@ffi.def_extern`` per C function.
+"""The in-process host-API tables' Python side: one ``@ffi.def_extern`` per C function.
 
-Each callback looks up its call handle, forwards to the call's
-:class:`~hm.runtime.host_services.HostServices` and returns an ``hm_status_t``.
-Nothing raises into C: a :class:`HostStatus` becomes its code, an unexpected
-exception is logged and becomes ``HM_ERR_INTERNAL``. cffi's ``onerror`` is a
-second net for anything that escapes (e.g. KeyboardInterrupt between lines).
+Every loaded plugin has its own table (a bridge *slot*), and each callback gets
+the slot it was called through. A callback looks up its call handle, refuses a
+handle that belongs to another plugin's call (``HM_ERR_DENIED``), converts C
+arguments to Python values and hands them to :mod:`hm.runtime.host_calls`, the
+one implementation every transport shares. Nothing raises into C: cffi's
+``onerror`` is a last net for anything that escapes (e.g. KeyboardInterrupt
+between lines).
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import msgspec
-
+from hm.runtime import host_calls
 from hm.runtime._ffi import ffi, lib
 from hm.runtime.calls import CALLS, CallContext
 from hm.runtime.host_services import HostStatus
-from hm_plugin_sdk.abi import KvScope, LogLevel, Status, Stream
-from hm_plugin_sdk.protocol import PluginEvent
+from hm_plugin_sdk.abi import Status, Stream
 
 log = logging.getLogger("hm.runtime")
 
 _OK = int(Status.OK)
 _STALE = int(Status.ERR_STALE_CALL)
+_DENIED = int(Status.ERR_DENIED)
 _INVALID = int(Status.ERR_INVALID_ARGUMENT)
-_F = TypeVar("_F", bound=Callable[..., int])
+_CANCELLED = int(Status.CANCELLED)
+_live = CALLS.live
+_STREAMS = (None, Stream.STDOUT, Stream.STDERR)
 
 
 def _on_error(exception: type[BaseException] | None, exc_value: BaseException | None, tb: Any) -> int:
@@ -35,138 +36,148 @@ def _on_error(exception: type[BaseException] | None, exc_value: BaseException | 
     return int(Status.ERR_INTERNAL)
 
 
-def _guard(fn: _F) -> _F:
-    """Turn exceptions into status codes; the stale-handle check is done by each callback."""
+class _Refused(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
 
-    def wrapper(*args: Any) -> int:
-        try:
-            return fn(*args)
-        except HostStatus as exc:
-            return int(exc.status)
-        except (OSError, sqlite3.Error):
-            log.exception("host-API I/O error")
-            return int(Status.ERR_IO)
-        except MemoryError:
-            return int(Status.ERR_NO_MEMORY)
-        except Exception:
-            log.exception("host-API callback failed")
-            return int(Status.ERR_INTERNAL)
 
-    wrapper.__name__ = fn.__name__
-    return wrapper  # type: ignore[return-value]
+def _ctx(slot: int, call: int) -> CallContext:
+    ctx = _live.get(call)
+    if ctx is None:
+        raise _Refused(_STALE)
+    if ctx.owner != slot:
+        log.warning(
+            "a plugin in bridge slot %d used the call handle of %s (%s) and was refused", slot, ctx.plugin, ctx.path
+        )
+        raise _Refused(_DENIED)
+    return ctx
 
 
 def _bytes(ptr: Any, length: int) -> bytes:
     return ffi.buffer(ptr, length)[:] if length else b""
 
 
-def _ctx(call: int) -> CallContext:
-    ctx = CALLS.get(call)
-    if ctx is None:
-        raise HostStatus(Status.ERR_STALE_CALL)
-    return ctx
-
-
 def _hand_over(data: bytes, out: Any) -> int:
     """Copy ``data`` into host-malloc'd memory the plugin frees with ``host->free``."""
-    if out == ffi.NULL:
-        return _INVALID
     return int(lib.hm_bridge_host_copy(data, len(data), out))
 
 
-def _scope(value: int) -> KvScope:
+@ffi.def_extern(onerror=_on_error)
+def hm_py_log(slot: int, call: int, level: int, msg: Any, msg_len: int) -> int:
     try:
-        return KvScope(value)
-    except ValueError:
-        raise HostStatus(Status.ERR_INVALID_ARGUMENT) from None
-
-
-@ffi.def_extern(onerror=_on_error)
-@_guard
-def hm_py_log(call: int, level: int, msg: Any, msg_len: int) -> int:
-    ctx = _ctx(call)
-    text = _bytes(msg, msg_len).decode("utf-8", "replace")
-    ctx.services.log(ctx, level if level in LogLevel._value2member_map_ else int(LogLevel.INFO), text)
-    return _OK
-
-
-@ffi.def_extern(onerror=_on_error)
-@_guard
-def hm_py_kv_get(call: int, scope: int, key: Any, key_len: int, out: Any) -> int:
-    ctx = _ctx(call)
-    if out == ffi.NULL:
+        ctx = _ctx(slot, call)
+    except _Refused as r:
+        return r.status
+    if msg == ffi.NULL and msg_len:
         return _INVALID
-    value = ctx.services.kv_get(ctx, _scope(scope), _bytes(key, key_len))
-    if value is None:
-        return int(Status.ERR_NOT_FOUND)
-    return _hand_over(value, out)
+    return host_calls.log_message(ctx, level, _bytes(msg, msg_len))[0]
 
 
 @ffi.def_extern(onerror=_on_error)
-@_guard
-def hm_py_kv_set(call: int, scope: int, key: Any, key_len: int, value: Any, value_len: int) -> int:
-    ctx = _ctx(call)
-    ctx.services.kv_set(ctx, _scope(scope), _bytes(key, key_len), _bytes(value, value_len))
-    return _OK
-
-
-_event_decoder = msgspec.msgpack.Decoder(PluginEvent)
-
-
-@ffi.def_extern(onerror=_on_error)
-@_guard
-def hm_py_emit_event(call: int, msg: Any, msg_len: int) -> int:
-    ctx = _ctx(call)
+def hm_py_kv_get(slot: int, call: int, scope: int, key: Any, key_len: int, out: Any) -> int:
     try:
-        event = _event_decoder.decode(_bytes(msg, msg_len))
-    except msgspec.DecodeError:
+        ctx = _ctx(slot, call)
+    except _Refused as r:
+        return r.status
+    if out == ffi.NULL or (key == ffi.NULL and key_len):
         return _INVALID
-    ctx.services.emit_event(ctx, event)
-    return _OK
+    status, value = host_calls.kv_get(ctx, scope, _bytes(key, key_len))
+    return _hand_over(value, out) if status == _OK else status
 
 
 @ffi.def_extern(onerror=_on_error)
-@_guard
-def hm_py_emit_step_log(call: int, stream: int, data: Any, data_len: int) -> int:
-    ctx = _ctx(call)
-    if stream not in (1, 2):
+def hm_py_kv_set(slot: int, call: int, scope: int, key: Any, key_len: int, value: Any, value_len: int) -> int:
+    try:
+        ctx = _ctx(slot, call)
+    except _Refused as r:
+        return r.status
+    if (key == ffi.NULL and key_len) or (value == ffi.NULL and value_len):
         return _INVALID
-    ctx.services.step_log(ctx, Stream(stream), _bytes(data, data_len))
-    return _OK
+    return host_calls.kv_set(ctx, scope, _bytes(key, key_len), _bytes(value, value_len))[0]
 
 
 @ffi.def_extern(onerror=_on_error)
-@_guard
-def hm_py_should_cancel(call: int) -> int:
-    ctx = CALLS.get(call)
+def hm_py_emit_event(slot: int, call: int, msg: Any, msg_len: int) -> int:
+    try:
+        ctx = _ctx(slot, call)
+    except _Refused as r:
+        return r.status
+    if msg == ffi.NULL and msg_len:
+        return _INVALID
+    return host_calls.emit_event(ctx, _bytes(msg, msg_len))[0]
+
+
+@ffi.def_extern(onerror=_on_error)
+def hm_py_emit_step_log(slot: int, call: int, stream: int, data: Any, data_len: int) -> int:
+    # The hottest callback (one per chunk of step output): no detour through host_calls.
+    ctx = _live.get(call)
     if ctx is None:
         return _STALE
-    return int(Status.CANCELLED) if ctx.services.should_cancel(ctx) else _OK
-
-
-@ffi.def_extern(onerror=_on_error)
-@_guard
-def hm_py_write_stdout(call: int, data: Any, data_len: int) -> int:
-    ctx = _ctx(call)
-    ctx.services.write_stdout(ctx, _bytes(data, data_len))
+    if ctx.owner != slot:
+        try:
+            _ctx(slot, call)  # logs the refusal
+        except _Refused as r:
+            return r.status
+    if (stream != 1 and stream != 2) or (data == ffi.NULL and data_len):
+        return _INVALID
+    try:
+        ctx.services.step_log(ctx, _STREAMS[stream], ffi.buffer(data, data_len)[:] if data_len else b"")
+    except HostStatus as exc:
+        return int(exc.status)
+    except Exception as exc:
+        return host_calls.status_of(exc)
     return _OK
 
 
 @ffi.def_extern(onerror=_on_error)
-@_guard
-def hm_py_write_stderr(call: int, data: Any, data_len: int) -> int:
-    ctx = _ctx(call)
-    ctx.services.write_stderr(ctx, _bytes(data, data_len))
-    return _OK
+def hm_py_should_cancel(slot: int, call: int) -> int:
+    ctx = _live.get(call)
+    if ctx is None:
+        return _STALE
+    if ctx.owner != slot:
+        try:
+            _ctx(slot, call)
+        except _Refused as r:
+            return r.status
+    try:
+        return _CANCELLED if ctx.services.should_cancel(ctx) else _OK
+    except Exception as exc:
+        return host_calls.status_of(exc)
 
 
 @ffi.def_extern(onerror=_on_error)
-@_guard
-def hm_py_archive_read(call: int, offset: int, buf: Any, cap: int, out_read: Any) -> int:
-    ctx = _ctx(call)
+def hm_py_write_stdout(slot: int, call: int, data: Any, data_len: int) -> int:
+    try:
+        ctx = _ctx(slot, call)
+    except _Refused as r:
+        return r.status
+    if data == ffi.NULL and data_len:
+        return _INVALID
+    return host_calls.write_stdout(ctx, _bytes(data, data_len))[0]
+
+
+@ffi.def_extern(onerror=_on_error)
+def hm_py_write_stderr(slot: int, call: int, data: Any, data_len: int) -> int:
+    try:
+        ctx = _ctx(slot, call)
+    except _Refused as r:
+        return r.status
+    if data == ffi.NULL and data_len:
+        return _INVALID
+    return host_calls.write_stderr(ctx, _bytes(data, data_len))[0]
+
+
+@ffi.def_extern(onerror=_on_error)
+def hm_py_archive_read(slot: int, call: int, offset: int, buf: Any, cap: int, out_read: Any) -> int:
+    try:
+        ctx = _ctx(slot, call)
+    except _Refused as r:
+        return r.status
     if out_read == ffi.NULL or (buf == ffi.NULL and cap):
         return _INVALID
-    chunk = ctx.services.archive_read(ctx, offset, cap)
+    status, chunk = host_calls.archive_read(ctx, offset, cap)
+    if status != _OK:
+        return status
     if chunk:
         ffi.memmove(buf, chunk, len(chunk))
     out_read[0] = len(chunk)
@@ -174,27 +185,26 @@ def hm_py_archive_read(call: int, offset: int, buf: Any, cap: int, out_read: Any
 
 
 @ffi.def_extern(onerror=_on_error)
-@_guard
-def hm_py_archive_total_size(call: int, out_size: Any) -> int:
-    ctx = _ctx(call)
+def hm_py_archive_total_size(slot: int, call: int, out_size: Any) -> int:
+    try:
+        ctx = _ctx(slot, call)
+    except _Refused as r:
+        return r.status
     if out_size == ffi.NULL:
         return _INVALID
-    out_size[0] = ctx.services.archive_size(ctx)
-    return _OK
+    status, size = host_calls.archive_size(ctx)
+    if status == _OK:
+        out_size[0] = size
+    return status
 
 
 @ffi.def_extern(onerror=_on_error)
-@_guard
-def hm_py_fs_read_config(call: int, path: Any, path_len: int, out: Any) -> int:
-    ctx = _ctx(call)
+def hm_py_fs_read_config(slot: int, call: int, path: Any, path_len: int, out: Any) -> int:
     try:
-        rel = _bytes(path, path_len).decode("utf-8")
-    except UnicodeDecodeError:
+        ctx = _ctx(slot, call)
+    except _Refused as r:
+        return r.status
+    if out == ffi.NULL or (path == ffi.NULL and path_len):
         return _INVALID
-    return _hand_over(ctx.services.read_config(ctx, rel), out)
-
-
-def host_api() -> Any:
-    """The host table handed to every plugin (``const hm_host_api_t *``)."""
-    return lib.hm_bridge_host_api()
-
+    status, data = host_calls.read_config(ctx, _bytes(path, path_len))
+    return _hand_over(data, out) if status == _OK else status

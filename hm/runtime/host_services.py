@@ -12,14 +12,17 @@ ever reaches C.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import BinaryIO
 
 from hm.runtime.calls import CallContext
 from hm.runtime.kv_store import PluginKvStore
+from hm.runtime.limits import MAX_CONFIG_BYTES
 from hm_plugin_sdk.abi import KvScope, Status, Stream
 from hm_plugin_sdk.protocol import PluginEvent
 
@@ -104,20 +107,67 @@ class HostServices:
         raise HostStatus(Status.ERR_UNAVAILABLE)
 
     def read_config(self, ctx: CallContext, rel_path: str) -> bytes:
-        """Read ``.hm/<rel_path>``; refuse anything that resolves outside ``.hm/``."""
+        """Read ``.hm/<rel_path>``, a regular file of at most MAX_CONFIG_BYTES.
+
+        The path is resolved beneath ``.hm/`` by the kernel in one step
+        (``openat2`` with ``RESOLVE_BENEATH``, or one ``O_NOFOLLOW`` component at a
+        time), so swapping a symlink in between cannot lead outside; a FIFO, a
+        device or a directory is refused without blocking.
+        """
         if self.project_root is None:
             raise HostStatus(Status.ERR_UNAVAILABLE)
-        base = (self.project_root / ".hm").resolve()
-        if not rel_path or os.path.isabs(rel_path) or "\0" in rel_path:
+        if not rel_path or os.path.isabs(rel_path) or "\0" in rel_path or ".." in rel_path.split("/"):
             raise HostStatus(Status.ERR_DENIED)
-        target = (base / rel_path).resolve()
-        if not target.is_relative_to(base):
-            raise HostStatus(Status.ERR_DENIED)
+        fd = open_beneath(self.project_root / ".hm", rel_path)
         try:
-            return target.read_bytes()
-        except FileNotFoundError as exc:
-            raise HostStatus(Status.ERR_NOT_FOUND) from exc
-        except IsADirectoryError as exc:
-            raise HostStatus(Status.ERR_NOT_FOUND) from exc
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise HostStatus(Status.ERR_NOT_FOUND)
+            if not stat.S_ISREG(st.st_mode):
+                log.warning("%s: fs_read_config(%r) refused: not a regular file", ctx.plugin, rel_path)
+                raise HostStatus(Status.ERR_DENIED)
+            if st.st_size > MAX_CONFIG_BYTES:
+                log.warning(
+                    "%s: fs_read_config(%r) refused: %d bytes, more than the %d bytes allowed",
+                    ctx.plugin,
+                    rel_path,
+                    st.st_size,
+                    MAX_CONFIG_BYTES,
+                )
+                raise HostStatus(Status.ERR_DENIED)
+            chunks = []
+            left = MAX_CONFIG_BYTES + 1
+            while left > 0:
+                chunk = os.read(fd, min(left, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+            if left <= 0:  # it grew past the limit while being read
+                raise HostStatus(Status.ERR_DENIED)
+            return b"".join(chunks)
+        except BlockingIOError as exc:
+            raise HostStatus(Status.ERR_DENIED) from exc
         except OSError as exc:
             raise HostStatus(Status.ERR_IO) from exc
+        finally:
+            os.close(fd)
+
+
+def open_beneath(base: Path, rel_path: str) -> int:
+    """An fd for reading ``rel_path`` beneath the directory ``base``, never outside it.
+
+    :raises HostStatus: NOT_FOUND (missing), DENIED (it would leave ``base`` or
+        crosses a symlink the kernel cannot check), IO (anything else).
+    """
+    from hm.runtime._ffi import lib
+
+    fd = int(lib.hm_bridge_open_beneath(os.fsencode(base), os.fsencode(rel_path)))
+    if fd >= 0:
+        return fd
+    err = -fd
+    if err in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
+        raise HostStatus(Status.ERR_NOT_FOUND)
+    if err in (errno.EXDEV, errno.ELOOP, errno.EPERM):
+        raise HostStatus(Status.ERR_DENIED)
+    raise HostStatus(Status.ERR_IO)

@@ -10,7 +10,7 @@ before the last one:
    folder, hashing while copying, so the bytes that are checked, validated and
    installed are the same bytes even if the source changes meanwhile;
 3. **verify the pin** before any plugin code runs;
-4. **validate** the staged copy in a child process (:func:`~hm.runtime.probe_child.probe`),
+4. **validate** the staged copy in a child process (:func:`~hm.runtime.probe.probe`),
    exactly as discovery reads an uncached library: a library that aborts, faults or
    hangs while loading takes down the child, not hm. hm never loads it in-process
    (a library once loaded can never be unloaded, see DESIGN.md);
@@ -47,7 +47,7 @@ from hm.errors import PluginConflictError, PluginLoadError, UsageError
 from hm.runtime.discovery import BUNDLED_DIR, plugin_suffix
 from hm.runtime.manifest import _NAME as _PLUGIN_NAME  # the one definition of a valid plugin name
 from hm.runtime.manifest_cache import FileKey, ManifestCache, Outcome
-from hm.runtime.probe_child import PROBE_TIMEOUT, probe
+from hm.runtime.probe import PROBE_TIMEOUT, probe
 from hm.runtime.registry import PluginRecord, Registry
 from hm_plugin_sdk.protocol import PluginManifest
 

@@ -37,9 +37,7 @@ class PluginKvStore:
         return conn
 
     def get(self, plugin: str, key: bytes) -> bytes | None:
-        row = self._conn().execute(
-            "SELECT value FROM kv WHERE plugin = ? AND key = ?", (plugin, key)
-        ).fetchone()
+        row = self._conn().execute("SELECT value FROM kv WHERE plugin = ? AND key = ?", (plugin, key)).fetchone()
         return None if row is None else bytes(row[0])
 
     def set(self, plugin: str, key: bytes, value: bytes) -> None:

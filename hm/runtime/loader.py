@@ -1,25 +1,32 @@
-"""Loading one plugin library in this process, and checking it before use.
+"""Loading one plugin library into hm's own process, and checking it before use.
 
 Order matters: nothing in the vtable is called until the library was opened with
-``RTLD_NOW | RTLD_LOCAL``, ``hm_load_plugin`` returned a table, the table's ABI
-major matches and its size covers the 1.0 layout. Libraries are never closed
-(see DESIGN.md), so a path is loaded at most once per process.
+``RTLD_NOW | RTLD_LOCAL``, ``hm_load_plugin`` returned a table, and the table's
+header passed :func:`~hm.runtime.vtable_check.check_vtable`. Libraries are never
+closed (see DESIGN.md), so a path is loaded at most once per process.
+
+Each library gets its own bridge *slot*: its own host-API table, through which
+every host call it makes is attributed to it (see ``host_api``). The first load
+also installs the bridge's last words: a fatal signal or an ``exit()`` inside a
+plugin call is named on stderr (and ends the ``--format json`` stream) before
+the process dies.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hm.errors import PluginLoadError
+from hm.runtime import host_api  # noqa: F401  (attaches the host-API callbacks before any plugin runs)
 from hm.runtime._ffi import ffi, lib
-from hm.runtime.host_api import host_api
-from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL
+from hm.runtime.vtable_check import VtableFacts, check_vtable, load_refusal
 
-_REBUILD = f"rebuild it against the hm_plugin.h shipped with this hm (ABI {ABI_MAJOR}.{ABI_MINOR})"
+__all__ = ["NativeLibrary", "load_library"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,25 +36,33 @@ class NativeLibrary:
     path: str
     vtable: Any
     instance: Any
-    abi_major: int
-    abi_minor: int
-    #: Bits: 1 execute_step, 2 on_hook_event, 4 run_subcommand (non-NULL entries).
-    offers: int
+    facts: VtableFacts
+    #: The bridge slot whose host table the plugin got.
+    slot: int
+
+    @property
+    def abi_major(self) -> int:
+        return self.facts.abi_major
+
+    @property
+    def abi_minor(self) -> int:
+        return self.facts.abi_minor
+
+    @property
+    def offers(self) -> int:
+        return self.facts.offers
 
 
 _loaded: dict[str, tuple[tuple[int, int], NativeLibrary]] = {}
 _lock = threading.Lock()
+_next_slot = 0
+#: Labels handed to the bridge for crash messages; kept alive for its pointers.
+_labels: list[bytes] = []
 
 
-def load_library(path: Path, *, host_size: int | None = None) -> NativeLibrary:
+def load_library(path: Path) -> NativeLibrary:
     """Open ``path`` (once per process) and check its ABI header.
 
-    :param host_size: ``None`` (the default) hands ``hm_load_plugin`` the real host
-        table. A number hands it a copy that claims an older layout: ``struct_size``
-        is ``host_size``, ``abi_minor`` 0 and every field past ``host_size`` is NULL
-        (``hm_bridge_host_api_as``). ``hm plugin check`` uses it, in a process of its
-        own, to test that a plugin honours ``struct_size``. It matters only on the
-        first load of ``path`` in a process.
     :raises PluginLoadError: with the path, what is wrong and what to do.
     """
     key = str(path.resolve())
@@ -68,9 +83,44 @@ def load_library(path: Path, *, host_size: int | None = None) -> NativeLibrary:
                     hint="run the command again to use the new library",
                 )
             return native
-        native = _open_and_check(key, host_api() if host_size is None else lib.hm_bridge_host_api_as(host_size, 0))
+        native = _open_and_check(key)
         _loaded[key] = (identity, native)
         return native
+
+
+def label_for(slot: int, label: str, path: str) -> bytes:
+    """Tell the bridge the plugin in ``slot`` is ``label``; returns the bytes to pass
+    to calls (kept alive here, as the bridge borrows them)."""
+    data = label.encode("utf-8", "replace")
+    _labels.append(data)
+    lib.hm_bridge_note_plugin(slot, data, path.encode("utf-8", "surrogateescape"))
+    return data
+
+
+def set_last_words(run_id: str | None) -> None:
+    """What the bridge prints on stdout if an in-process plugin takes hm down during
+    run ``run_id``: a ``build_finished`` event, so a ``--format json`` stream still
+    ends with one. ``None`` stops it. Nothing to do when no plugin is in process."""
+    if not _loaded:
+        return
+    if run_id is None:
+        lib.hm_bridge_set_last_words(ffi.NULL, ffi.NULL, ffi.NULL)
+        return
+    head = f'{{"kind":"build_finished","run_id":{json.dumps(run_id)},"ts":"'.encode()
+    lib.hm_bridge_set_last_words(head, b'","status":"error","exit_code":', b'"}\n')
+
+
+def exit_expected() -> None:
+    """hm is about to exit on purpose: its own exit() is not a plugin's."""
+    if _loaded:
+        lib.hm_bridge_exit_expected()
+
+
+def live_calls() -> int:
+    """In-process calls still running (a runner abandoned after a timeout)."""
+    from hm.runtime.calls import CALLS
+
+    return len(CALLS)
 
 
 @atexit.register
@@ -87,66 +137,40 @@ def _destroy_instances() -> None:
         _loaded.clear()
 
 
-def _open_and_check(path: str, host: Any) -> NativeLibrary:
+def _open_and_check(path: str) -> NativeLibrary:
+    global _next_slot
     if not Path(path).is_file():
         raise PluginLoadError("file not found", path=path, hint="check the path, or run `hm plugin list`")
+    if _next_slot >= int(lib.hm_bridge_slots()):
+        raise PluginLoadError(
+            f"more than {int(lib.hm_bridge_slots())} plugins are loaded into this hm process",
+            path=path,
+            hint='run some plugins isolated: `hm run --isolate`, or `isolation = "process"` in .hm/config.toml',
+        )
+    lib.hm_bridge_install_last_words()
     entry = ffi.new("void **")
     err = ffi.new("char[]", 1024)
     rc = lib.hm_bridge_open(path.encode(), entry, err, len(err))
     if rc == 1:
-        reason = ffi.string(err).decode(errors="replace")
-        raise PluginLoadError(
-            f"cannot be opened as a shared library: {reason}",
-            path=path,
-            stage="open",
-            hint="make sure it was built for this platform and that its dependencies are installed",
-        )
+        raise load_refusal("open", ffi.string(err).decode(errors="replace"), path)
     if rc == 2:
-        raise PluginLoadError(
-            f"does not export `{ENTRY_SYMBOL}`, so it is not an hm plugin",
-            path=path,
-            stage="entry",
-            hint="export it with HM_EXPORT from hm_plugin.h, or remove the file from the plugin folder",
-        )
+        raise load_refusal("entry", "", path)
+    slot = _next_slot
+    _next_slot += 1
+    label = label_for(slot, path, path)
     instance = ffi.new("void **")
-    vtable = lib.hm_bridge_load(entry[0], host, instance)
+    vtable = lib.hm_bridge_load(entry[0], slot, label, instance)
     if vtable == ffi.NULL:
-        raise PluginLoadError(
-            f"`{ENTRY_SYMBOL}` returned NULL: the plugin refused to load",
-            path=path,
-            stage="refused",
-            hint=f"a plugin refuses a host whose ABI major differs from its own (this hm speaks {ABI_MAJOR}.x); "
-            "rebuild it against the hm_plugin.h shipped with this hm, or ask its author why it refuses",
-        )
+        raise load_refusal("refused", "", path)
     header = vtable.header
-    major, minor, size = int(header.abi_major), int(header.abi_minor), int(header.struct_size)
-    if major != ABI_MAJOR:
-        raise PluginLoadError(
-            f"built for ABI {major}.{minor} while this hm speaks {ABI_MAJOR}.x",
-            path=path,
-            hint=_REBUILD,
-        )
-    minimum = int(lib.hm_bridge_vtable_min_size())
-    if size < minimum:
-        raise PluginLoadError(
-            f"its vtable declares struct_size {size} bytes, smaller than the {minimum} bytes of ABI "
-            f"{ABI_MAJOR}.0 (claims {major}.{minor})",
-            path=path,
-            hint=f"{_REBUILD}; set struct_size to sizeof(hm_plugin_vtable_t)",
-        )
-    missing = int(lib.hm_bridge_vtable_missing(vtable))
-    if missing:
-        names = [n for bit, n in ((1, "manifest"), (2, "free"), (4, "destroy")) if missing & bit]
-        raise PluginLoadError(
-            f"its vtable has no {', '.join(names)} function (required)",
-            path=path,
-            hint="fill every required entry of hm_plugin_vtable_t",
-        )
-    return NativeLibrary(
-        path=path,
-        vtable=vtable,
-        instance=instance[0],
-        abi_major=major,
-        abi_minor=minor,
-        offers=int(lib.hm_bridge_vtable_offers(vtable)),
+    size = int(header.struct_size)
+    sized = size >= int(lib.hm_bridge_vtable_min_size())
+    facts = VtableFacts(
+        struct_size=size,
+        abi_major=int(header.abi_major),
+        abi_minor=int(header.abi_minor),
+        missing=int(lib.hm_bridge_vtable_missing(vtable)) if sized else 0,
+        offers=int(lib.hm_bridge_vtable_offers(vtable)) if sized else 0,
     )
+    check_vtable(facts, path)
+    return NativeLibrary(path=path, vtable=vtable, instance=instance[0], facts=facts, slot=slot)

@@ -35,11 +35,11 @@ def decode_manifest(data: bytes, *, path: str) -> PluginManifest:
     """
     try:
         msgspec.msgpack.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise PluginLoadError(f"its manifest is not valid msgpack ({exc})", path=path, hint=_HINT) from None
     try:
         manifest = _decoder.decode(data)
-    except msgspec.ValidationError as exc:
+    except (msgspec.ValidationError, RecursionError) as exc:
         raise PluginLoadError(f"its manifest does not match the schema: {exc}", path=path, hint=_HINT) from None
     validate_manifest(manifest, path=path)
     return manifest

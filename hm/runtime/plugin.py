@@ -3,7 +3,8 @@
 :class:`Plugin` encodes the input struct, calls through its transport with a
 fresh call handle, and turns the ``(status, bytes)`` answer into the output
 struct or a :class:`~hm.errors.PluginCallError` — the one translator of plugin
-status codes (``translate``).
+status codes (``translate``). :func:`open_plugin` loads a library with the
+transport its isolation names and reads and checks its manifest.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from typing import TypeVar
 
 import msgspec
 
-from hm.errors import PluginCallError, PluginLoadError
+from hm.errors import PluginCallAbandoned, PluginCallError, PluginCrashed, PluginLoadError
 from hm.runtime.calls import CallContext
 from hm.runtime.host_services import HostServices
-from hm.runtime.loader import load_library
+from hm.runtime.limits import MAX_MANIFEST_BYTES, MAX_MESSAGE_BYTES
 from hm.runtime.manifest import decode_manifest
-from hm.runtime.transport import InProcessTransport, Op, Transport
+from hm.runtime.transport import Isolation, Op, Transport, open_transport
+from hm.runtime.vtable_check import check_capabilities
 from hm_plugin_sdk.abi import Status
 from hm_plugin_sdk.protocol import (
     ExecutorInput,
@@ -44,7 +46,7 @@ _EXECUTE_STEP, _ON_HOOK_EVENT, _RUN_SUBCOMMAND = int(Op.EXECUTE_STEP), int(Op.ON
 class Plugin:
     """One loaded plugin."""
 
-    __slots__ = ("_call", "_name", "_path", "manifest", "transport")
+    __slots__ = ("_call", "_name", "_owner", "_path", "manifest", "transport")
 
     def __init__(self, manifest: PluginManifest, transport: Transport) -> None:
         self.manifest = manifest
@@ -53,6 +55,7 @@ class Plugin:
         self._name = manifest.name
         self._path = transport.path
         self._call = transport.call
+        self._owner = transport.owner
 
     @property
     def name(self) -> str:
@@ -62,22 +65,42 @@ class Plugin:
     def path(self) -> str:
         return self._path
 
+    @property
+    def isolation(self) -> str:
+        """``in-process`` or ``process``."""
+        return self.transport.kind
+
+    def context(self, op: str, services: HostServices, step_key: str | None = None) -> CallContext:
+        """The context of a call to this plugin (for callers that use the transport directly)."""
+        return CallContext(self._name, self._path, op, services, step_key, self._owner)
+
     def execute_step(self, inp: ExecutorInput, services: HostServices) -> StepResult:
         return self._invoke(_EXECUTE_STEP, "execute_step", inp, StepResult, services, inp.step.key)
 
-    def on_hook_event(self, event: HookEvent, services: HostServices) -> HookOutcome:
+    def on_hook_event(self, event: HookEvent, services: HostServices, *, timeout: float | None = None) -> HookOutcome:
+        """``timeout`` stops the call where the transport can (an isolated plugin)."""
         step_key = getattr(event.event, "step_key", None)
-        return self._invoke(_ON_HOOK_EVENT, "on_hook_event", event, HookOutcome, services, step_key)
+        return self._invoke(_ON_HOOK_EVENT, "on_hook_event", event, HookOutcome, services, step_key, timeout)
 
     def run_subcommand(self, inp: SubcommandInput, services: HostServices) -> ExitInfo:
         return self._invoke(_RUN_SUBCOMMAND, "run_subcommand", inp, ExitInfo, services, None)
 
     def _invoke(
-        self, op: int, op_name: str, message: object, out_type: type[T], services: HostServices, step_key: str | None
+        self,
+        op: int,
+        op_name: str,
+        message: object,
+        out_type: type[T],
+        services: HostServices,
+        step_key: str | None,
+        timeout: float | None = None,
     ) -> T:
-        ctx = _tuple_new(CallContext, (self._name, self._path, op_name, services, step_key))
-        status, data = self._call(op, _encode(message), ctx)
-        if status == 0:  # HM_OK: decode inline; translate() handles every other case
+        ctx = _tuple_new(CallContext, (self._name, self._path, op_name, services, step_key, self._owner))
+        if timeout is None:
+            status, data = self._call(op, _encode(message), ctx)
+        else:
+            status, data = self._call(op, _encode(message), ctx, timeout=timeout)
+        if status == 0 and len(data) <= MAX_MESSAGE_BYTES:  # HM_OK: decode inline; translate() handles the rest
             try:
                 return _decoders[out_type].decode(data)  # type: ignore[no-any-return]
             except (msgspec.ValidationError, msgspec.DecodeError):
@@ -87,10 +110,26 @@ class Plugin:
 
 def translate(status: int, data: bytes, out_type: type[T], *, plugin: str, path: str, op: str) -> T:
     """Map a capability's status and output bytes to ``out_type`` or raise PluginCallError."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise PluginCallError(
+            f"{op} returned {len(data)} bytes, more than the {MAX_MESSAGE_BYTES} bytes a message may have",
+            path=path,
+            plugin=plugin,
+            code="too_large",
+            hint="this is a bug in the plugin; report it to its author",
+        )
     if status == Status.OK:
+        if not data:
+            raise PluginCallError(
+                f"{op} returned HM_OK with no output (a {out_type.__name__} was expected)",
+                path=path,
+                plugin=plugin,
+                code="malformed_output",
+                hint="this is a bug in the plugin; report it to its author",
+            )
         try:
             return _decoders[out_type].decode(data)  # type: ignore[no-any-return]
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
             raise PluginCallError(
                 f"{op} returned a malformed {out_type.__name__}: {exc}",
                 path=path,
@@ -133,19 +172,47 @@ def _optional_error(data: bytes) -> PluginError | None:
         return None
     try:
         return _decoders[PluginError].decode(data)  # type: ignore[no-any-return]
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return None
 
 
-def open_plugin(path: Path, services: HostServices | None = None) -> Plugin:
-    """Load the library at ``path`` in this process and read its manifest.
+def open_plugin(
+    path: Path,
+    services: HostServices | None = None,
+    *,
+    isolation: Isolation = "in-process",
+    manifest_timeout: float | None = None,
+    **transport_options: object,
+) -> Plugin:
+    """Load the library at ``path`` with the transport ``isolation`` names and read
+    its manifest. ``transport_options`` go to :func:`open_transport`.
 
-    :raises PluginLoadError: the library cannot be loaded or its manifest is wrong.
+    :raises PluginLoadError: the library cannot be loaded, its manifest is wrong,
+        or it declares a capability whose vtable entry is NULL.
     """
-    native = load_library(path)
-    transport = InProcessTransport(native)
-    ctx = CallContext(Path(native.path).stem, native.path, "manifest", services or HostServices())
-    status, data = transport.manifest(ctx)
+    transport = open_transport(path, isolation, **transport_options)  # type: ignore[arg-type]
+    try:
+        return _read_manifest(transport, services, manifest_timeout)
+    except BaseException:
+        transport.kill()
+        transport.close()
+        raise
+
+
+def _read_manifest(transport: Transport, services: HostServices | None, timeout: float | None) -> Plugin:
+    shown = transport.path
+    ctx = CallContext(Path(shown).stem, shown, "manifest", services or HostServices(), None, transport.owner)
+    try:
+        status, data = transport.manifest(ctx, timeout=timeout)
+    except PluginCrashed as exc:
+        raise PluginLoadError(
+            exc.what,
+            path=shown,
+            stage="crashed",
+            hint="the plugin aborts or faults in its manifest function; report this to the plugin's author",
+        ) from None
+    except PluginCallAbandoned as exc:
+        raise PluginLoadError(exc.what, path=shown, stage="hung", hint=exc.hint) from None
     if status != Status.OK:
         try:
             name = Status(status).name
@@ -153,7 +220,18 @@ def open_plugin(path: Path, services: HostServices | None = None) -> Plugin:
             name = str(status)
         raise PluginLoadError(
             f"its manifest function failed with status {name}",
-            path=native.path,
+            path=shown,
+            stage="manifest",
             hint="run `hm plugin check` on it, or report this to the plugin's author",
         )
-    return Plugin(decode_manifest(data, path=native.path), transport)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise PluginLoadError(
+            f"its manifest is {len(data)} bytes, more than the {MAX_MANIFEST_BYTES} bytes allowed",
+            path=shown,
+            stage="manifest",
+            hint="a manifest names the plugin and lists its capabilities; report this to the plugin's author",
+        )
+    manifest = decode_manifest(data, path=shown)
+    check_capabilities(manifest, transport.facts.offers if transport.facts else 0, shown)
+    transport.set_name(manifest.name)
+    return Plugin(manifest, transport)

@@ -7,6 +7,7 @@ shadowed by a same-named plugin of higher precedence, or broken with its reason.
 A broken plugin never hides the others. Claims of one runner, one default or one
 verb by two active plugins are :class:`~hm.errors.PluginConflictError`\\ s that
 name both paths; a conflicted claim is not usable until one plugin is removed.
+:meth:`Registry.load` loads a plugin with the transport its isolation names.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hm import child_process
 from hm.errors import HmError, PluginConflictError, PluginLoadError
 from hm.runtime.discovery import Candidate, Origin, discover
+from hm.runtime.isolation import IsolationPolicy
 from hm.runtime.manifest_cache import FileKey, ManifestCache
 from hm.runtime.plugin import Plugin, open_plugin
 from hm_plugin_sdk.protocol import (
@@ -38,6 +41,9 @@ class PluginRecord:
     abi: tuple[int, int] | None = None
     error: PluginLoadError | None = None
     shadowed_by: Path | None = None
+    #: The file's identity when its manifest was read (to tell a changed file
+    #: from a plugin whose manifest changes by itself).
+    key: FileKey | None = None
     #: The plugin, once loaded in this process.
     loaded: Plugin | None = field(default=None, repr=False)
 
@@ -62,8 +68,10 @@ class PluginRecord:
 
 
 class Registry:
-    def __init__(self, records: list[PluginRecord]) -> None:
+    def __init__(self, records: list[PluginRecord], policy: IsolationPolicy | None = None) -> None:
         self.records = records
+        #: Which plugins :meth:`load` runs isolated.
+        self.policy = policy or IsolationPolicy()
         self.conflicts: list[PluginConflictError] = []
         self._runners: dict[str, PluginRecord] = {}
         self._default: tuple[str, PluginRecord] | None = None
@@ -72,17 +80,23 @@ class Registry:
 
     # -- building -------------------------------------------------------------
     @classmethod
-    def discover(cls, project_root: Path | None, *, cache: ManifestCache | None = None) -> Registry:
+    def discover(
+        cls, project_root: Path | None, *, cache: ManifestCache | None = None, policy: IsolationPolicy | None = None
+    ) -> Registry:
         """Find and read every plugin. Never raises for a single bad plugin.
 
-        A library not in the cache is read in a child process
-        (:mod:`hm.runtime.probe_child`), several at once: one that aborts, faults
-        or hangs while loading is listed as broken and cannot take hm down.
+        A library not in the cache is probed in a worker process
+        (:mod:`hm.runtime.probe`), several at once: one that aborts, faults or
+        hangs while loading is listed as broken and cannot take hm down.
         """
         cache = cache if cache is not None else ManifestCache()
         records = _read_all(discover(project_root), cache)
         cache.save()
-        return cls(records)
+        return cls(records, policy)
+
+    def isolation(self, rec: PluginRecord) -> str:
+        """``in-process`` or ``process``: how :meth:`load` would run ``rec``."""
+        return self.policy.for_plugin(rec.name)
 
     def _index(self) -> None:
         by_name: dict[str, PluginRecord] = {}
@@ -182,20 +196,35 @@ class Registry:
         return name, rec
 
     def load(self, rec: PluginRecord) -> Plugin:
-        """The plugin of ``rec``, loaded in this process (once)."""
+        """The plugin of ``rec``, loaded (once) in process or in a worker, as
+        :attr:`policy` says."""
         if rec.error is not None:
             raise rec.error
         if rec.loaded is None:
-            plugin = open_plugin(rec.path)
+            plugin = open_plugin(rec.path, isolation=self.policy.for_plugin(rec.name))
             if plugin.manifest != rec.manifest:
-                raise PluginLoadError(
-                    "changed on disk while hm was running",
-                    path=str(rec.path),
-                    plugin=rec.name,
-                    hint="run the command again",
-                )
+                plugin.transport.close()
+                raise _manifest_changed(rec)
             rec.loaded = plugin
         return rec.loaded
+
+
+def _manifest_changed(rec: PluginRecord) -> PluginLoadError:
+    try:
+        unchanged = rec.key is not None and FileKey.of(rec.path) == rec.key
+    except OSError:
+        unchanged = False
+    if unchanged:
+        return PluginLoadError(
+            "returned a different manifest than when hm listed it, although the file did not change",
+            path=str(rec.path),
+            plugin=rec.name,
+            stage="manifest",
+            hint="a plugin's manifest must be the same every time it is asked; report this to the plugin's author",
+        )
+    return PluginLoadError(
+        "changed on disk while hm was running", path=str(rec.path), plugin=rec.name, hint="run the command again"
+    )
 
 
 def _conflict(what: str, recs: list[PluginRecord]) -> PluginConflictError:
@@ -210,7 +239,7 @@ def _conflict(what: str, recs: list[PluginRecord]) -> PluginConflictError:
 
 
 def _read_all(candidates: list[Candidate], cache: ManifestCache) -> list[PluginRecord]:
-    from hm.runtime.probe_child import probe  # probe_child imports this module
+    from hm.runtime.probe import probe
 
     records = [PluginRecord(c.path, c.origin) for c in candidates]
     misses: list[tuple[PluginRecord, FileKey]] = []
@@ -221,14 +250,21 @@ def _read_all(candidates: list[Candidate], cache: ManifestCache) -> list[PluginR
             what = f"cannot be read: {exc.strerror}"
             rec.error = PluginLoadError(what, path=str(rec.path), hint="check its permissions")
             continue
+        rec.key = key
         outcome = cache.get(rec.path, key)
         if outcome is None:
             misses.append((rec, key))
         else:
             rec.manifest, rec.abi, rec.error = outcome.manifest, outcome.abi, outcome.error
     if misses:
-        with ThreadPoolExecutor(max_workers=min(8, len(misses))) as pool:
-            results = list(pool.map(lambda miss: probe(miss[0].path), misses))
+        pool = ThreadPoolExecutor(max_workers=min(8, len(misses)), thread_name_prefix="hm-probe")
+        try:
+            results = [f.result() for f in [pool.submit(probe, rec.path) for rec, _key in misses]]
+        except BaseException:  # Ctrl-C: stop every probe now, so nothing waits for a hung library
+            child_process.kill_all()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         for (rec, key), result in zip(misses, results, strict=True):
             if result.definitive:
                 cache.put(rec.path, key, result.outcome)

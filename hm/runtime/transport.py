@@ -1,48 +1,46 @@
-"""How bytes reach a plugin. Callers above this layer see only :class:`Transport`.
+"""How bytes reach a plugin: the transport seam, and the one place that picks a transport.
 
-:class:`InProcessTransport` calls the vtable of a library loaded in this process
-through the bridge's C trampolines (the GIL is released during the call). A
-transport to a worker process would implement the same methods, carrying the
-host-API callbacks back over its channel; nothing above it would change.
+Everything above the runtime sees a :class:`Transport` (manifest, call, close,
+kill) and never names a transport class; :func:`open_transport` picks one from
+the plugin's kind and its isolation:
+
+* ``in-process`` — :class:`~hm.runtime.inprocess.InProcessTransport`: the library
+  loaded into hm with cffi (the default; fastest; trusted);
+* ``process`` — :class:`~hm.runtime.worker.WorkerTransport`: the same library in
+  an ``hm-worker`` process, so a crash, ``exit()`` or hang fails the call, not hm.
 """
 
 from __future__ import annotations
 
 import enum
-import threading
-from typing import Protocol
+import logging
+from pathlib import Path
+from typing import Literal, Protocol
 
-from hm.runtime._ffi import ffi, lib
-from hm.runtime.calls import CALLS, CallContext
-from hm.runtime.loader import NativeLibrary
+from hm.runtime.calls import CallContext
+from hm.runtime.vtable_check import VtableFacts
+
+__all__ = ["ISOLATIONS", "Isolation", "Op", "Transport", "open_transport"]
+
+Isolation = Literal["in-process", "process"]
+ISOLATIONS: tuple[Isolation, ...] = ("in-process", "process")
 
 
 class Op(enum.IntEnum):
-    """Capability entries of the vtable (``HM_BRIDGE_OP_*``)."""
+    """Capability entries of the vtable (``HM_BRIDGE_OP_*`` and the worker's ops)."""
 
     EXECUTE_STEP = 1
     ON_HOOK_EVENT = 2
     RUN_SUBCOMMAND = 3
 
 
-_SCRATCH_BYTES = 64 * 1024
-
-
-class _ThreadBuffers(threading.local):
-    """Per-thread output buffers, so concurrent steps never share one."""
-
-    def __init__(self) -> None:
-        scratch = ffi.new("char[]", _SCRATCH_BYTES)
-        #: (scratch, status, big) in one attribute: one thread-local lookup per call.
-        self.bufs = (scratch, ffi.new("hm_status_t *"), ffi.new("hm_buf_t *"))
-
-
-_buffers = _ThreadBuffers()
-_live, _ids = CALLS.live, CALLS.ids
-
-
 class Transport(Protocol):
     """Raw access to one plugin: msgpack bytes in, ``(status, bytes)`` out."""
+
+    #: ``"in-process"`` or ``"process"``.
+    kind: str
+    #: The bridge slot calls must carry in :attr:`CallContext.owner` (-1: none).
+    owner: int
 
     @property
     def path(self) -> str: ...
@@ -52,66 +50,72 @@ class Transport(Protocol):
         """The ``(major, minor)`` the plugin was built against."""
         ...
 
-    def manifest(self, ctx: CallContext) -> tuple[int, bytes]: ...
+    @property
+    def facts(self) -> VtableFacts | None: ...
 
-    def call(self, op: int, payload: bytes, ctx: CallContext) -> tuple[int, bytes]:
-        """Run capability ``op`` (an :class:`Op` value) with a fresh call handle."""
+    def set_name(self, name: str) -> None:
+        """The plugin's manifest name, for messages, once it is known."""
+
+    def offers(self, op: int) -> bool:
+        """Whether the vtable entry of ``op`` (an :class:`Op` value) is set."""
         ...
 
-    def offers(self, op: Op) -> bool: ...
+    def manifest(self, ctx: CallContext, *, timeout: float | None = None) -> tuple[int, bytes]: ...
+
+    def call(self, op: int, payload: bytes, ctx: CallContext, *, timeout: float | None = None) -> tuple[int, bytes]:
+        """Run capability ``op`` with a fresh call handle. ``timeout`` bounds the call
+        where the transport can stop it (a worker); in process it is ignored."""
+        ...
+
+    def close(self) -> None:
+        """Orderly end (a worker's plugin gets ``destroy``)."""
+
+    def kill(self) -> None:
+        """Stop at once whatever can be stopped."""
 
 
-class InProcessTransport:
-    """Calls a :class:`NativeLibrary` directly."""
+def open_transport(
+    path: Path,
+    isolation: Isolation = "in-process",
+    *,
+    env: dict[str, str] | None = None,
+    host_size: int = 0,
+    host_minor: int = 0,
+    load_timeout: float = 10.0,
+    check_header: bool = True,
+    stderr_level: int = logging.WARNING,
+) -> Transport:
+    """Load the library at ``path`` with the transport ``isolation`` names.
 
-    __slots__ = ("_inst", "_lib", "_vt")
+    ``env``, ``host_size``/``host_minor`` (a host table cut to an older layout),
+    ``load_timeout``, ``check_header`` (False: return a worker whose header the
+    caller will judge) and ``stderr_level`` (the log level of the lines the plugin
+    writes to stderr) apply to a worker only.
 
-    def __init__(self, native: NativeLibrary) -> None:
-        self._lib = native
-        self._vt = native.vtable
-        self._inst = native.instance
+    :raises PluginLoadError: the library cannot be loaded or its header is wrong.
+    """
+    if isolation == "process":
+        from hm.runtime.vtable_check import check_vtable
+        from hm.runtime.worker import WorkerTransport
 
-    @property
-    def path(self) -> str:
-        return self._lib.path
-
-    @property
-    def abi(self) -> tuple[int, int]:
-        return (self._lib.abi_major, self._lib.abi_minor)
-
-    def offers(self, op: Op) -> bool:
-        return bool(self._lib.offers & (1 << (int(op) - 1)))
-
-    def manifest(self, ctx: CallContext) -> tuple[int, bytes]:
-        out = ffi.new("hm_buf_t *")
-        handle = CALLS.open(ctx)
+        worker = WorkerTransport(
+            str(path.absolute()),
+            env=env,
+            host_size=host_size,
+            host_minor=host_minor,
+            load_timeout=load_timeout,
+            stderr_level=stderr_level,
+        )
         try:
-            status = lib.hm_bridge_manifest(self._vt, self._inst, handle, out)
-        finally:
-            CALLS.close(handle)
-        return status, self._take(out)
+            facts = worker.open()
+            if check_header:
+                check_vtable(facts, worker.path)
+        except BaseException:
+            worker.kill()
+            worker.close()
+            raise
+        return worker
+    from hm.runtime.inprocess import InProcessTransport
+    from hm.runtime.loader import load_library
 
-    def call(self, op: int, payload: bytes, ctx: CallContext) -> tuple[int, bytes]:
-        # Hot path: `op` is a plain int (cffi converts an IntEnum argument slowly) and
-        # the output is copied with ffi.unpack, the cheapest copy cffi offers.
-        scratch, status, big = _buffers.bufs
-        handle = next(_ids)
-        _live[handle] = ctx
-        try:
-            size = lib.hm_bridge_invoke(
-                self._vt, self._inst, op, handle, payload, len(payload), scratch, _SCRATCH_BYTES, status, big
-            )
-        finally:
-            del _live[handle]
-        if size <= _SCRATCH_BYTES:
-            return status[0], ffi.unpack(scratch, size)
-        return status[0], self._take(big)
-
-    def _take(self, out: object) -> bytes:
-        """Copy the plugin's output and release it through the plugin's own ``free``."""
-        if out.ptr == ffi.NULL:  # type: ignore[attr-defined]
-            return b""
-        try:
-            return ffi.buffer(out.ptr, out.len)[:]  # type: ignore[attr-defined]
-        finally:
-            lib.hm_bridge_release(self._vt, self._inst, out)
+    return InProcessTransport(load_library(path))

@@ -1,0 +1,111 @@
+"""The plugin runtime: finding plugins, loading them, and calling them.
+
+Everything outside this package reaches plugins through the names below, never
+through a module of it, and never touches cffi (``tests/test_layers.py`` checks
+both). Names are imported on first use, so ``hm --help`` pays for none of them.
+
+Internals, by job: ``discovery`` (where libraries are), ``probe`` and
+``manifest_cache`` (reading manifests safely and once), ``registry`` (who claims
+what), ``transport`` (the seam), ``inprocess``/``loader``/``host_api`` (a library
+in hm's process), ``worker``/``worker_protocol`` (a library in a worker),
+``host_calls``/``host_services`` (what a plugin can ask of hm), ``calls``
+(handles), ``limits``, ``isolation``, ``install``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "ISOLATIONS",
+    "KILL_GRACE_SECONDS",
+    "WORKER_EXE",
+    "CallContext",
+    "HostServices",
+    "HostStatus",
+    "InstallResult",
+    "Isolation",
+    "IsolationPolicy",
+    "Op",
+    "Plugin",
+    "PluginFile",
+    "PluginKvStore",
+    "PluginRecord",
+    "Registry",
+    "RemoveResult",
+    "Transport",
+    "folder_label",
+    "install_plugin",
+    "open_plugin",
+    "plugin_suffix",
+    "probe",
+    "remove_plugin",
+    "set_last_words",
+    "shutdown_workers",
+    "translate",
+]
+
+_WHERE = {
+    "ISOLATIONS": "transport",
+    "Isolation": "transport",
+    "Op": "transport",
+    "Transport": "transport",
+    "KILL_GRACE_SECONDS": "worker",
+    "WORKER_EXE": "worker",
+    "set_last_words": "loader",
+    "shutdown_workers": "worker",
+    "CallContext": "calls",
+    "HostServices": "host_services",
+    "HostStatus": "host_services",
+    "InstallResult": "install",
+    "PluginFile": "install",
+    "RemoveResult": "install",
+    "folder_label": "install",
+    "install_plugin": "install",
+    "remove_plugin": "install",
+    "IsolationPolicy": "isolation",
+    "Plugin": "plugin",
+    "open_plugin": "plugin",
+    "translate": "plugin",
+    "PluginKvStore": "kv_store",
+    "PluginRecord": "registry",
+    "Registry": "registry",
+    "plugin_suffix": "discovery",
+    "probe": "probe",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hm.runtime' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"hm.runtime.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from hm.runtime.calls import CallContext
+    from hm.runtime.discovery import plugin_suffix
+    from hm.runtime.host_services import HostServices, HostStatus
+    from hm.runtime.install import (
+        InstallResult,
+        PluginFile,
+        RemoveResult,
+        folder_label,
+        install_plugin,
+        remove_plugin,
+    )
+    from hm.runtime.isolation import IsolationPolicy
+    from hm.runtime.kv_store import PluginKvStore
+    from hm.runtime.loader import set_last_words
+    from hm.runtime.plugin import Plugin, open_plugin, translate
+    from hm.runtime.probe import probe
+    from hm.runtime.registry import PluginRecord, Registry
+    from hm.runtime.transport import ISOLATIONS, Isolation, Op, Transport
+    from hm.runtime.worker import KILL_GRACE_SECONDS, WORKER_EXE, shutdown_workers
