@@ -1,28 +1,21 @@
-"""The child side of ``hm plugin check``: one check, one process, one report line.
+"""The checks of ``hm plugin check``: one function per check, each given a
+:class:`Target` that loads the library in a worker of its own.
 
-``python -m hm.check.checks CHECK PATH`` runs the check named ``CHECK`` on the
-library at ``PATH`` and writes exactly one JSON line on its original stdout::
-
-    {"status": "passed" | "failed", "detail": "...", "data": {...}}
-
-As in :mod:`hm.runtime.probe_child` (whose helpers this reuses), file descriptor 1
-is pointed at stderr before the library is opened, so a plugin that prints cannot
-garble the report. A crash (signal), a hang or anything but one such line is judged
-by the parent (:mod:`hm.check.suite`); exit status 0 means a report was written.
+A check reaches the plugin only through the runtime's worker transport, the
+same way ``hm run --isolate`` does, so a crash or a hang ends that check's
+worker and is judged by the suite (:mod:`hm.check.suite`), never hm. Each check
+states in its docstring what it expects; ``Target.stage`` records what it is
+doing, so a crash or hang can say what was running.
 
 Checks: ``load``, ``header``, ``manifest``, ``capability:N`` (the N-th capability
-of the manifest), ``free``, ``threads`` and ``older-host``. Each states in its
-docstring what it expects.
+of the manifest), ``free``, ``threads`` and ``older-host``.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
-import sys
+import struct
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +24,10 @@ from typing import Any
 import msgspec
 
 from hm.check.exercise import Answer, Call, Sandbox, subscribed_kinds
-from hm.check.suite import STAGE_MARKER
 from hm.errors import PluginLoadError
-from hm.runtime.loader import load_library
-from hm.runtime.plugin import Plugin, open_plugin
-from hm.runtime.probe_child import _private_stdout, _report
-from hm.runtime.transport import Op
+from hm.runtime import Op, Plugin, open_plugin
+from hm.runtime.transport import open_transport
+from hm.runtime.vtable_check import VtableFacts, check_vtable
 from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL
 from hm_plugin_sdk.protocol import (
     LifecycleHookCapability,
@@ -48,12 +39,12 @@ __all__ = [
     "CHECKS",
     "FREE_ROUNDS",
     "MIN_REPEATS",
+    "OLDER_HOST_SIZE",
     "REPEAT_BUDGET",
     "THREADS",
     "THREAD_CALLS",
+    "Target",
     "Verdict",
-    "main",
-    "stage",
 ]
 
 #: Rounds of the ``free`` check: each round calls manifest and every sample call once.
@@ -66,37 +57,20 @@ THREAD_CALLS = 200
 #: fewer times, never fewer than MIN_REPEATS, so the check stays well inside its timeout.
 REPEAT_BUDGET = 5.0
 MIN_REPEATS = 2 * THREADS
-_INTERNAL = 70
 
-
-class _HostPrefix(ctypes.Structure):
-    """The start of ``hm_host_api_t`` through ``log``: what the ``older-host`` check keeps.
-
-    ``sizeof`` gives the platform's offset-plus-size of ``log`` (32 bytes on 64-bit)."""
-
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("abi_major", ctypes.c_uint32),
-        ("abi_minor", ctypes.c_uint32),
-        ("host_data", ctypes.c_void_p),
-        ("log", ctypes.c_void_p),
-    ]
-
-
-#: The struct_size of the host table the ``older-host`` check hands out.
-OLDER_HOST_SIZE = ctypes.sizeof(_HostPrefix)
+#: The struct_size of the host table the ``older-host`` check hands out: ABI 1.0's
+#: ``hm_host_api_t`` through ``log`` (header, host_data, log), with the platform's
+#: alignment (32 bytes on 64-bit).
+OLDER_HOST_SIZE = struct.calcsize("IIIPP")
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What a check reports. ``data`` carries facts the parent needs (the manifest)."""
+    """What a check reports. ``data`` carries facts the suite needs (the manifest)."""
 
     status: str
     detail: str
     data: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"status": self.status, "detail": self.detail, "data": self.data}
 
 
 def passed(detail: str, **data: Any) -> Verdict:
@@ -107,73 +81,108 @@ def failed(detail: str, **data: Any) -> Verdict:
     return Verdict("failed", detail, data)
 
 
-def stage(what: str) -> None:
-    """Note on stderr that plugin code is about to run for ``what``."""
-    sys.stderr.write(f"{STAGE_MARKER}{what}\n")
-    sys.stderr.flush()
+class Target:
+    """The library under check, as one check sees it: every load is a fresh worker
+    with this check's options (heap checks for ``free``, an older host table for
+    ``older-host``), bounded by the check's deadline, and stopped when it ends."""
+
+    def __init__(self, path: Path, arg: str | None, *, deadline: float, options: dict[str, Any]) -> None:
+        self.path = path
+        self.arg = arg
+        self.deadline = deadline
+        self._options = options
+        self._opened: list[Plugin] = []
+        self.doing = "starting"
+        #: The worker runs with glibc's heap checks (the ``free`` check).
+        self.heap_checked = "MALLOC_CHECK_" in (options.get("env") or {})
+
+    def stage(self, what: str) -> None:
+        """Note what the check does next (for the message if the plugin dies there)."""
+        self.doing = what
+
+    def remaining(self) -> float:
+        return max(0.1, self.deadline - time.monotonic())
+
+    def facts(self) -> VtableFacts:
+        """Load the library in a worker and return its vtable header, unchecked."""
+        self.stage(f"opening the library and calling {ENTRY_SYMBOL}")
+        transport = open_transport(
+            self.path, "process", load_timeout=self.remaining(), check_header=False, **self._options
+        )
+        try:
+            assert transport.facts is not None
+            return transport.facts
+        finally:
+            transport.kill()
+            transport.close()
+
+    def open(self, box: Sandbox | None = None) -> Plugin:
+        """Load the plugin in a worker and read its manifest (for a check after ``manifest``)."""
+        self.stage("loading the plugin and calling manifest")
+        plugin = open_plugin(
+            self.path,
+            box.cli_services if box is not None else None,
+            isolation="process",
+            manifest_timeout=self.remaining(),
+            load_timeout=self.remaining(),
+            **self._options,
+        )
+        self._opened.append(plugin)
+        if box is not None:
+            box.plugin = plugin
+            box.target = self
+        return plugin
+
+    def close(self) -> None:
+        for plugin in self._opened:
+            plugin.transport.kill()
+            plugin.transport.close()
 
 
 def _load_error(err: PluginLoadError) -> str:
     return f"{err.what}; {err.hint}" if err.hint else err.what
 
 
-def _refused(err: PluginLoadError) -> bool:
-    """Whether the loader stopped because ``hm_load_plugin`` returned NULL (the
-    ``load`` check's failure, not the ``header`` check's)."""
-    return err.stage == "refused"
-
-
 # -- load, header, manifest -------------------------------------------------------------
 
 
-def check_load(path: Path, _arg: str | None) -> Verdict:
+def check_load(t: Target) -> Verdict:
     """The library opens (``RTLD_NOW | RTLD_LOCAL``), exports ``hm_load_plugin``, and
     that returns a vtable for hm's host table."""
-    stage("opening the library")
     try:
-        mode = os.RTLD_NOW | os.RTLD_LOCAL if hasattr(os, "RTLD_NOW") else ctypes.DEFAULT_MODE
-        handle = ctypes.CDLL(str(path), mode=mode)
-    except OSError as exc:
-        return failed(f"expected a shared library this platform can open; opening it failed: {exc}")
-    if not hasattr(handle, ENTRY_SYMBOL):
-        return failed(
-            f"expected the library to export `{ENTRY_SYMBOL}`; it does not, so it is not an hm plugin "
-            "(export it with HM_EXPORT from hm_plugin.h, or use the Rust SDK's hm_plugin! macro)"
-        )
-    stage(f"calling {ENTRY_SYMBOL}")
-    try:
-        native = load_library(path)
+        facts = t.facts()
     except PluginLoadError as err:
-        if _refused(err):
+        if err.stage == "open":
+            return failed(f"expected a shared library this platform can open; {err.what}")
+        if err.stage == "entry":
+            return failed(
+                f"expected the library to export `{ENTRY_SYMBOL}`; it does not, so it is not an hm plugin "
+                "(export it with HM_EXPORT from hm_plugin.h, or use the Rust SDK's hm_plugin! macro)"
+            )
+        if err.stage == "refused":
             return failed(
                 f"expected `{ENTRY_SYMBOL}` to return a vtable for a host speaking ABI {ABI_MAJOR}.{ABI_MINOR}; "
                 "it returned NULL (the plugin refused to load); it must refuse only a host whose ABI major differs"
             )
-        # It returned a table that the loader rejected: the header check says why.
-        return passed(f"`{ENTRY_SYMBOL}` returned a vtable")
-    return passed(f"`{ENTRY_SYMBOL}` returned a vtable (ABI {native.abi_major}.{native.abi_minor})")
+        return failed(f"expected the library to load; {_load_error(err)}")
+    return passed(f"`{ENTRY_SYMBOL}` returned a vtable (ABI {facts.abi_major}.{facts.abi_minor})")
 
 
-def check_header(path: Path, _arg: str | None) -> Verdict:
+def check_header(t: Target) -> Verdict:
     """The vtable's ABI major is hm's, its struct_size covers the 1.0 layout, and
     ``manifest``, ``free`` and ``destroy`` are not NULL: what hm's loader requires."""
+    facts = t.facts()
     try:
-        native = load_library(path)
+        check_vtable(facts, str(t.path))
     except PluginLoadError as err:
         return failed(f"expected ABI {ABI_MAJOR}.x, a 1.0-sized vtable and manifest, free, destroy; {_load_error(err)}")
-    size = int(native.vtable.header.struct_size)
     return passed(
-        f"ABI {native.abi_major}.{native.abi_minor} (hm speaks {ABI_MAJOR}.{ABI_MINOR}), "
-        f"vtable struct_size {size} covers the 1.0 layout, manifest/free/destroy present"
+        f"ABI {facts.abi_major}.{facts.abi_minor} (hm speaks {ABI_MAJOR}.{ABI_MINOR}), "
+        f"vtable struct_size {facts.struct_size} covers the 1.0 layout, manifest/free/destroy present"
     )
 
 
 _OP_NAMES = {Op.EXECUTE_STEP: "execute_step", Op.ON_HOOK_EVENT: "on_hook_event", Op.RUN_SUBCOMMAND: "run_subcommand"}
-_NEEDS = {
-    StepExecutorCapability: (Op.EXECUTE_STEP, "execute_step"),
-    LifecycleHookCapability: (Op.ON_HOOK_EVENT, "on_hook_event"),
-    SubcommandCapability: (Op.RUN_SUBCOMMAND, "run_subcommand"),
-}
 
 
 def describe(cap: object) -> str:
@@ -187,21 +196,17 @@ def describe(cap: object) -> str:
     return type(cap).__name__
 
 
-def check_manifest(path: Path, _arg: str | None) -> Verdict:
+def check_manifest(t: Target) -> Verdict:
     """The manifest decodes and passes hm's validation, and every declared capability
     has its vtable entry (a step_executor needs execute_step, and so on)."""
     with Sandbox() as box:
-        stage("loading the plugin and calling manifest")
         try:
-            plugin = open_plugin(path, box.cli_services)
+            plugin = t.open(box)
         except PluginLoadError as err:
-            return failed(f"expected a valid PluginManifest; {_load_error(err)}")
+            return failed(
+                f"expected a valid PluginManifest with a vtable entry for each capability; {_load_error(err)}"
+            )
         manifest = plugin.manifest
-        missing = []
-        for cap in manifest.capabilities:
-            op, entry = _NEEDS[type(cap)]
-            if not plugin.transport.offers(op):
-                missing.append(f"it declares {type(cap).__name__} ({describe(cap)}) but its vtable's {entry} is NULL")
         notes = []
         for cap in manifest.capabilities:
             if isinstance(cap, LifecycleHookCapability):
@@ -209,8 +214,6 @@ def check_manifest(path: Path, _arg: str | None) -> Verdict:
                 if unknown:
                     notes.append(f"the {cap.phase} hook names event kinds hm never sends: {', '.join(unknown)}")
         data = {"manifest": msgspec.to_builtins(manifest)}
-        if missing:
-            return failed("expected a vtable entry for every declared capability; " + "; ".join(missing), **data)
         caps = "; ".join(describe(c) for c in manifest.capabilities)
         detail = f"{manifest.name} {manifest.version}: {caps}"
         if notes:
@@ -255,7 +258,7 @@ def _summary(value: Any) -> str:
     return name
 
 
-def check_capability(path: Path, arg: str | None) -> Verdict:
+def check_capability(t: Target) -> Verdict:
     """The N-th declared capability, called with realistic sample inputs.
 
     Step executor: per runner, a step with cmd ``true``, an empty temporary workspace
@@ -264,9 +267,9 @@ def check_capability(path: Path, arg: str | None) -> Verdict:
     sample values (it really runs). The answer must decode as the success message, or
     be a well-formed PluginError under HM_ERR_FAILED (passes, with a note), except one
     with code ``panic``."""
-    index = int(arg or "0")
+    index = int(t.arg or "0")
     with Sandbox() as box:
-        plugin = _open(path, box)
+        plugin = t.open(box)
         cap = plugin.manifest.capabilities[index]
         if isinstance(cap, StepExecutorCapability):
             calls = [box.executor_call(r) for r in cap.runners]
@@ -279,7 +282,7 @@ def check_capability(path: Path, arg: str | None) -> Verdict:
         failures: list[str] = []
         notes: list[tuple[str, str]] = []
         for call in calls:
-            stage(f"calling {_OP_NAMES[call.op]} for {call.label}")
+            t.stage(f"calling {_OP_NAMES[call.op]} for {call.label}")
             answer, took = box.make(call)
             failure, note = _verdict_line(call, answer)
             if failure is None and isinstance(cap, LifecycleHookCapability) and took * 1000 > cap.timeout_ms:
@@ -319,17 +322,6 @@ def _hook_summary(cap: LifecycleHookCapability, notes: list[tuple[str, str]]) ->
 # -- free, threads, older host ----------------------------------------------------------------
 
 
-def _open(path: Path, box: Sandbox) -> Plugin:
-    """Load the plugin for a check after ``manifest`` passed.
-
-    :raises PluginLoadError: if it no longer loads (e.g. a manifest that changes).
-    """
-    stage("loading the plugin and calling manifest")
-    plugin = open_plugin(path, box.cli_services)
-    box.plugin = plugin
-    return plugin
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -340,7 +332,7 @@ def _left_out(labels: list[str]) -> str:
     return f"; left out, as their answer is malformed (see their capability check): {', '.join(labels)}"
 
 
-def check_free(path: Path, _arg: str | None) -> Verdict:
+def check_free(t: Target) -> Verdict:
     """Many calls (manifest, every runner, every hook event; subcommands are run only
     by their own check), each output released through the plugin's ``free``; outputs
     keep decoding and the process survives. The parent runs this child with glibc's
@@ -348,9 +340,9 @@ def check_free(path: Path, _arg: str | None) -> Verdict:
     memory the plugin did not allocate aborts it. A call whose first answer is
     malformed is left out: its capability check reports it."""
     with Sandbox() as box:
-        plugin = _open(path, box)
+        plugin = t.open(box)
         calls = box.calls_for(plugin.manifest, subcommands=False)
-        stage(f"making up to {FREE_ROUNDS} rounds of manifest and every sample call")
+        t.stage(f"making up to {FREE_ROUNDS} rounds of manifest and every sample call")
         made = 0
         left_out: list[str] = []
         rounds = FREE_ROUNDS
@@ -379,26 +371,26 @@ def check_free(path: Path, _arg: str | None) -> Verdict:
             if round_no == 0:
                 rounds = _repeats(FREE_ROUNDS, time.monotonic() - started)
             round_no += 1
-        checked = " with glibc heap checks on (MALLOC_CHECK_=3)" if os.environ.get("MALLOC_CHECK_") else ""
+        checked = " with glibc heap checks on (MALLOC_CHECK_=3)" if t.heap_checked else ""
         return passed(
             f"{made} calls, every output released through the plugin's free; the process survived{checked}"
             f"{_left_out(left_out)}"
         )
 
 
-def check_threads(path: Path, _arg: str | None) -> Verdict:
+def check_threads(t: Target) -> Verdict:
     """Manifest and every sample call but subcommands, each made THREAD_CALLS times
     from THREADS threads at once; every answer decodes and, where two
     single-threaded calls agree (deterministic), equals that answer. A call whose
     single-threaded answer is malformed is left out: its capability check reports it."""
     with Sandbox() as box:
-        plugin = _open(path, box)
+        plugin = t.open(box)
         targets: list[tuple[str, Callable[[], Answer]]] = [("manifest", box.manifest_answer)]
         for call in box.calls_for(plugin.manifest, subcommands=False, unique=True):
             targets.append((call.label, _repeatable(box, call)))
         reference: dict[str, Any] = {}
         left_out: list[str] = []
-        stage("making the single-threaded reference calls")
+        t.stage("making the single-threaded reference calls")
         started = time.monotonic()
         for label, make in targets:
             first, second = make(), make()
@@ -433,7 +425,7 @@ def check_threads(path: Path, _arg: str | None) -> Verdict:
                     with lock:
                         problems.append(problem)
 
-        stage(f"making {len(jobs)} calls from {THREADS} threads at once")
+        t.stage(f"making {len(jobs)} calls from {THREADS} threads at once")
         threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
         for t in threads:
             t.start()
@@ -465,31 +457,34 @@ def _repeatable(box: Sandbox, call: Call) -> Callable[[], Answer]:
     return make
 
 
-def check_older_host(path: Path, _arg: str | None) -> Verdict:
+def check_older_host(t: Target) -> Verdict:
     """Loaded against a host table of ABI 1.0 that ends after ``log`` (the other
     functions are missing), the plugin either refuses cleanly (NULL from
     hm_load_plugin: passes, with a note) or loads and answers its manifest and one
     sample call per runner, hook and verb without calling a function the table lacks.
-    A crash there is judged by the parent."""
+    A crash there is judged by the suite."""
     size = OLDER_HOST_SIZE
     what = f"a host table of ABI {ABI_MAJOR}.0 with struct_size {size} (header, host_data and log only)"
-    stage(f"calling {ENTRY_SYMBOL} with {what}")
     try:
-        load_library(path, host_size=size)
+        t.facts()
     except PluginLoadError as err:
-        if _refused(err):
+        if err.stage == "refused":
             return passed(f"refused {what} cleanly: `{ENTRY_SYMBOL}` returned NULL")
+        if err.stage in ("crashed", "hung"):
+            raise
         return failed(f"loaded against {what}: expected a vtable or NULL; {_load_error(err)}")
     with Sandbox() as box:
         try:
-            plugin = _open(path, box)
+            plugin = t.open(box)
         except PluginLoadError as err:
+            if err.stage in ("crashed", "hung"):
+                raise
             return passed(f"loaded against {what}; manifest did not succeed but did not crash: {err.what}")
         calls = box.calls_for(plugin.manifest, subcommands=True)
         kinds = {"ok": 0, "error": 0, "bad": 0}
         codes: list[str] = []
         for call in calls:
-            stage(f"calling {_OP_NAMES[call.op]} for {call.label}, with {what}")
+            t.stage(f"calling {_OP_NAMES[call.op]} for {call.label}, with {what}")
             answer, _took = box.make(call)
             kinds[answer.kind] += 1
             if answer.kind == "error" and answer.value.code not in codes:
@@ -505,7 +500,7 @@ def check_older_host(path: Path, _arg: str | None) -> Verdict:
         )
 
 
-CHECKS: dict[str, Callable[[Path, str | None], Verdict]] = {
+CHECKS: dict[str, Callable[[Target], Verdict]] = {
     "load": check_load,
     "header": check_header,
     "manifest": check_manifest,
@@ -514,33 +509,3 @@ CHECKS: dict[str, Callable[[Path, str | None], Verdict]] = {
     "threads": check_threads,
     "older-host": check_older_host,
 }
-
-
-def main(argv: list[str]) -> int:
-    """Run ``argv = [CHECK, PATH]`` (CHECK ``capability:N`` names the N-th capability)."""
-    if len(argv) != 2 or argv[0].partition(":")[0] not in CHECKS:
-        print(f"usage: python -m hm.check.checks {{{','.join(CHECKS)}}}[:N] LIBRARY", file=sys.stderr)
-        return 2
-    name, _, arg = argv[0].partition(":")
-    report_fd = _private_stdout()
-    try:
-        try:
-            verdict = CHECKS[name](Path(argv[1]), arg or None)
-        except PluginLoadError as err:  # it loaded for the manifest check, but not now
-            verdict = failed(f"expected the plugin to load as it did for the manifest check; {_load_error(err)}")
-        _report(report_fd, verdict.to_json())
-        return 0
-    except Exception:
-        traceback.print_exc()
-        return _INTERNAL
-    finally:
-        os.close(report_fd)
-
-
-if __name__ == "__main__":
-    # os._exit, as in probe_child: the library is never unloaded, and its destructors
-    # or threads get no say in the exit status once the report is written.
-    status = main(sys.argv[1:])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)

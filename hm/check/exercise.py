@@ -7,9 +7,10 @@ work), :class:`~hm.run.services.RunServices` for steps and hooks,
 :class:`~hm.runtime.host_services.HostServices` for subcommands, an empty workspace
 per step and a private plugin-scope KV store (the user's is never touched).
 
-Calls go through the plugin's :class:`~hm.runtime.transport.Transport`, so the
-suite sees the raw ``(status, bytes)`` answer; :func:`judge` then gives the verdict
-with the runtime's own translator (:func:`~hm.runtime.plugin.translate`).
+Calls go through the plugin's transport (a worker, see :mod:`hm.check.checks`),
+so the suite sees the raw ``(status, bytes)`` answer, each call bounded by the
+check's deadline; :func:`judge` then gives the verdict with the runtime's own
+translator (:func:`~hm.runtime.plugin.translate`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -30,11 +31,7 @@ from hm.errors import PluginCallError
 from hm.run.archive import WorkspaceArchive
 from hm.run.events import EventBus, now_ts
 from hm.run.services import RunServices
-from hm.runtime.calls import CallContext
-from hm.runtime.host_services import HostServices
-from hm.runtime.kv_store import PluginKvStore
-from hm.runtime.plugin import Plugin, translate
-from hm.runtime.transport import Op
+from hm.runtime import HostServices, Op, Plugin, PluginKvStore, translate
 from hm_plugin_sdk.abi import Status
 from hm_plugin_sdk.protocol import (
     BUILD_EVENT_KINDS,
@@ -60,6 +57,9 @@ from hm_plugin_sdk.protocol import (
     SubcommandCapability,
     SubcommandInput,
 )
+
+if TYPE_CHECKING:
+    from hm.check.checks import Target
 
 __all__ = ["Answer", "Call", "Sandbox", "judge", "sample_args", "status_name"]
 
@@ -211,6 +211,8 @@ class Sandbox:
         )
         self.cli_services = HostServices(project_root=self.root, kv=self.kv)
         self.plugin = plugin
+        #: Bounds every call (set by Target.open).
+        self.target: Target | None = None
         self._numbers = count(1)
         self._log_lines: dict[str, int] = {}
         self._log_lock = threading.Lock()
@@ -305,9 +307,10 @@ class Sandbox:
             services = self.run_services
         if call.op is Op.EXECUTE_STEP and call.step_key is not None:
             self.run_services.start_step(call.step_key, None)
-        ctx = CallContext(plugin.name, plugin.path, op_name, services, call.step_key)
+        ctx = plugin.context(op_name, services, call.step_key)
+        timeout = self.target.remaining() if self.target is not None else None
         started = time.monotonic()
-        status, data = plugin.transport.call(int(call.op), _encode(call.message), ctx)
+        status, data = plugin.transport.call(int(call.op), _encode(call.message), ctx, timeout=timeout)
         took = time.monotonic() - started
         if call.op is Op.EXECUTE_STEP and call.step_key is not None:
             self.run_services.finish_step(call.step_key)
@@ -317,8 +320,9 @@ class Sandbox:
         """Call ``manifest`` again; ``ok`` carries the decoded PluginManifest."""
         plugin = self.plugin
         assert plugin is not None, "Sandbox.manifest_answer needs a plugin"
-        ctx = CallContext(plugin.name, plugin.path, "manifest", self.cli_services)
-        status, data = plugin.transport.manifest(ctx)
+        ctx = plugin.context("manifest", self.cli_services)
+        timeout = self.target.remaining() if self.target is not None else None
+        status, data = plugin.transport.manifest(ctx, timeout=timeout)
         if status != Status.OK:
             return Answer("bad", None, f"{status_name(status)} from manifest")
         try:

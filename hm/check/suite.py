@@ -1,25 +1,25 @@
-"""The parent side of ``hm plugin check``: which checks run, in which order, each in
-its own child process, and how a child that crashes, hangs or babbles is judged.
+"""``hm plugin check``'s plan: which checks run, in which order, each against a
+worker process of its own, and how a plugin that crashes or hangs is judged.
 
 Order: ``load``, ``header``, ``manifest`` (each needs the one before; when one
 fails, everything after it is skipped with the reason), then one check per declared
 capability, ``free``, ``threads`` and ``older-host``. Those last ones only need the
 manifest, so they run side by side; the report keeps the order above.
 
-A child (``python -m hm.check.checks CHECK PATH``, see :mod:`hm.check.checks`) that
-ends by a signal is a failed check that says "crashed" and which signal; one that
-outlives the timeout is stopped (its whole process group) and fails; one that exits
-without exactly one valid report line fails with its exit code and its last words.
-hm itself never runs plugin code here, so it cannot crash.
+Every check loads the library in a fresh ``hm-worker`` (:class:`~hm.check.checks.Target`):
+``free``'s runs with glibc's heap checks on, ``older-host``'s hands the plugin an
+ABI 1.0 host table cut after ``log``. A worker that dies (a signal, ``exit()``) is
+a failed check that says "crashed", with what and what the check was doing; one
+that does not answer within the check's timeout is stopped and the check fails as
+hung. hm itself never runs plugin code here, so it cannot crash.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
-import signal
-import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,16 +27,13 @@ from typing import Any, Literal
 
 import msgspec
 
-from hm.child_process import stop_child
-from hm.runtime.probe_child import HM_ROOT, output_tail
+from hm.check.checks import CHECKS, OLDER_HOST_SIZE, Target, Verdict
+from hm.errors import PluginCallAbandoned, PluginCrashed, PluginLoadError
 from hm_plugin_sdk.protocol import PluginManifest
 
-__all__ = ["DEFAULT_TIMEOUT", "STAGE_MARKER", "CheckResult", "SuiteReport", "run_suite"]
+__all__ = ["DEFAULT_TIMEOUT", "CheckResult", "SuiteReport", "run_suite"]
 
-#: Prefix of the lines a check process writes to stderr before it runs plugin code
-#: (:func:`hm.check.checks.stage`), so a crash or a hang can say what was running.
-STAGE_MARKER = "hm-check: "
-#: Seconds one check's child process may run before it is stopped.
+#: Seconds one check may run before it is stopped.
 DEFAULT_TIMEOUT = 30.0
 Status = Literal["passed", "failed", "skipped"]
 
@@ -107,7 +104,8 @@ def run_suite(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> SuiteReport:
     """
     shown = str(path)
     report = SuiteReport(path=shown)
-    runner = _ChildRunner(path, timeout)
+    path = path.absolute()
+    runner = _CheckRunner(path, timeout)
     for step in ("load", "header", "manifest"):
         result, data = runner.run(_Planned(step, step))
         report.checks.append(result)
@@ -119,7 +117,7 @@ def run_suite(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> SuiteReport:
                 report.checks.append(CheckResult(later, "skipped", f"skipped: {why}"))
             return report
     manifest = _manifest_from(data)
-    if manifest is None:  # the child said "passed" without the manifest: a bug in the check
+    if manifest is None:  # the check said "passed" without the manifest: a bug in the check
         report.checks[-1] = CheckResult("manifest", "failed", "the manifest check reported no manifest (a bug in hm)")
         return report
     report.plugin, report.version = manifest.name, manifest.version
@@ -127,7 +125,7 @@ def run_suite(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> SuiteReport:
     planned += [_Planned("free", "free"), _Planned("threads", "threads")]
     planned.append(_Planned("older-host", "older-host", _OLDER_HOST_HINT))
     workers = max(1, min(4, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hm-check") as pool:
         results = list(pool.map(runner.run, planned))
     report.checks += [result for result, _data in results]
     return report
@@ -153,99 +151,69 @@ def _manifest_from(data: dict[str, Any]) -> PluginManifest | None:
         return None
 
 
-class _ChildRunner:
-    """Runs one check in a child and turns whatever happens into a CheckResult."""
+class _CheckRunner:
+    """Runs one check against its own workers and turns whatever happens into a CheckResult."""
 
     def __init__(self, path: Path, timeout: float) -> None:
         self.path = path
         self.timeout = timeout
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [HM_ROOT, env.get("PYTHONPATH")]))
         # A Rust plugin's panic message is enough for the report; symbolising a
         # backtrace per panic would make the repeated-call checks crawl.
-        env["RUST_BACKTRACE"] = "0"
-        self.env = env
+        self.env = {**os.environ, "RUST_BACKTRACE": "0"}
 
-    def _env_for(self, check: str) -> dict[str, str]:
+    def _options(self, check: str) -> dict[str, Any]:
+        # what the plugin prints goes into the check's detail, not onto the terminal
+        quiet = {"stderr_level": logging.DEBUG}
+        if check == "older-host":
+            return {"env": self.env, "host_size": OLDER_HOST_SIZE, "host_minor": 0, **quiet}
         if check != "free":
-            return self.env
+            return {"env": self.env, **quiet}
         env = {**self.env, **_HEAP_CHECK_ENV}
         debug = next((p for p in _MALLOC_DEBUG_LIBS if Path(p).exists()), None)
         if debug is not None and sys.platform.startswith("linux"):
             env["LD_PRELOAD"] = " ".join(filter(None, [debug, env.get("LD_PRELOAD")]))
-        return env
+        return {"env": env, **quiet}
 
     def run(self, planned: _Planned) -> tuple[CheckResult, dict[str, Any]]:
-        name = planned.name
-
-        def fail(detail: str) -> tuple[CheckResult, dict[str, Any]]:
-            return CheckResult(name, "failed", detail), {}
-
-        cmd = [sys.executable, "-P", "-m", "hm.check.checks", planned.arg, str(self.path)]  # -P: ignore cwd
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self._env_for(planned.arg),
-            start_new_session=os.name == "posix",  # one killpg also ends what the plugin started
-        )
+        name, _, arg = planned.arg.partition(":")
+        target = Target(self.path, arg or None, deadline=time.monotonic() + self.timeout, options=self._options(name))
+        hint = f"; {planned.hint}" if planned.hint else ""
         try:
-            out, err = proc.communicate(timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            doing = _stage(stop_child(proc))
-            return fail(
-                f"hung{doing}: expected the check to finish within {self.timeout:g} s, but a call into the "
-                "plugin did not return, so the check was stopped"
+            verdict = CHECKS[name](target)
+        except PluginCrashed as exc:
+            verdict = Verdict(
+                "failed",
+                f"{_crash(exc.what)} while {target.doing}: expected the plugin to answer "
+                f"every call, but it took its worker process down{hint}",
             )
+        except PluginCallAbandoned:
+            verdict = self._hung(target)
+        except PluginLoadError as err:
+            if err.stage == "crashed":
+                verdict = Verdict(
+                    "failed",
+                    f"{_crash(err.what)} while {target.doing}: expected the plugin to "
+                    f"answer every call, but it took its worker process down{hint}",
+                )
+            elif err.stage == "hung":
+                verdict = self._hung(target)
+            else:  # it loaded for the manifest check, but not now
+                detail = f"{err.what}; {err.hint}" if err.hint else err.what
+                verdict = Verdict("failed", f"expected the plugin to load as it did for the manifest check; {detail}")
         finally:
-            if proc.poll() is None:  # interrupted (Ctrl-C): leave no child behind
-                stop_child(proc)
-        doing = _stage(err)
-        tail = output_tail(b"\n".join(line for line in err.splitlines() if not line.startswith(_MARKER_BYTES)))
-        said = f" (its last output: {tail})" if tail else ""
-        if proc.returncode < 0:
-            signum = -proc.returncode
-            try:
-                signame = f" {signal.Signals(signum).name}"
-            except ValueError:
-                signame = ""
-            hint = f"; {planned.hint}" if planned.hint else ""
-            return fail(
-                f"crashed (signal {signum}{signame}){doing}: expected the plugin to answer every call, "
-                f"but it took the check process down{said}{hint}"
-            )
-        doc = _parse(out) if proc.returncode == 0 else None
-        if doc is None:
-            return fail(f"its check process exited with code {proc.returncode} without a valid report{said}")
-        return CheckResult(name, doc["status"], doc["detail"]), doc["data"]
+            target.close()
+        return CheckResult(planned.name, verdict.status, verdict.detail), verdict.data  # type: ignore[arg-type]
+
+    def _hung(self, target: Target) -> Verdict:
+        return Verdict(
+            "failed",
+            f"hung while {target.doing}: expected the check to finish within {self.timeout:g} s, but a call into "
+            "the plugin did not return, so its worker was stopped",
+        )
 
 
-_MARKER_BYTES = STAGE_MARKER.encode()
-
-
-def _stage(err: bytes) -> str:
-    """`` while <what>`` from the last stage line of a check's stderr, or ``""``."""
-    stages = [line for line in err.splitlines() if line.startswith(_MARKER_BYTES)]
-    if not stages:
-        return ""
-    return f" while {stages[-1][len(_MARKER_BYTES) :].decode(errors='replace').strip()}"
-
-
-def _parse(out: bytes) -> dict[str, Any] | None:
-    """The one report line, or None when it is missing or malformed."""
-    lines = out.decode(errors="replace").strip().splitlines()
-    if len(lines) != 1:
-        return None
-    try:
-        doc = json.loads(lines[0])
-    except ValueError:
-        return None
-    if (
-        not isinstance(doc, dict)
-        or doc.get("status") not in ("passed", "failed")
-        or not isinstance(doc.get("detail"), str)
-        or not isinstance(doc.get("data"), dict)
-    ):
-        return None
-    return doc
+def _crash(what: str) -> str:
+    """``crashed with SIGSEGV`` (and the plugin's last output) from a crash message."""
+    head, sep, rest = what.partition(" in ")
+    tail = rest[rest.find(" (its last output:") :] if "(its last output:" in rest else ""
+    return f"{head}{tail}" if sep else what
