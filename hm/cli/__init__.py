@@ -3,8 +3,10 @@ where errors become messages and exit codes."""
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
+from typing import NoReturn
 
 import click
 
@@ -81,6 +83,34 @@ def _run_extension_if_named(args: list[str]) -> int | None:
     return extensions.run_extension(path, rest, ctx)
 
 
+def finish(code: int) -> NoReturn:
+    """Leave the process with ``code``, whatever plugins left running.
+
+    Workers get an orderly end (their plugins' ``destroy``). A call abandoned
+    after a timeout may still be running inside hm (an in-process plugin that
+    ignored ``should_cancel``); its thread would keep the interpreter from
+    exiting, so then hm exits without waiting for threads.
+    """
+    if "hm.runtime.worker" in sys.modules:
+        from hm.runtime import shutdown_workers
+
+        shutdown_workers()
+    abandoned = False
+    if "hm.runtime.loader" in sys.modules:
+        from hm.runtime.loader import exit_expected, live_calls
+
+        exit_expected()
+        abandoned = live_calls() > 0
+    if abandoned:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 def entry() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    finish(main())

@@ -26,6 +26,11 @@ def run(
     keep_going: bool = typer.Option(
         False, "--keep-going", "-k", help="Let independent chains finish after a failure (default: stop at the first)."
     ),
+    isolate: bool = typer.Option(
+        False,
+        "--isolate",
+        help="Run every plugin in a worker process of its own: a crash or hang fails its step, not hm.",
+    ),
 ) -> None:
     """Run a pipeline of the project (or --file), each step on the runner plugin it names."""
     from hm.pipeline import build_plan, describe_plan, select_pipeline, validate
@@ -34,6 +39,8 @@ def run(
     root = SESSION.project_root
     pipeline = select_pipeline(root, slug, file)
     registry = SESSION.registry
+    if isolate:
+        registry.policy = registry.policy.isolating_everything("--isolate")
     for rec in registry.broken():
         output.print_warning(rec.error)  # type: ignore[arg-type]
     validate(
@@ -61,6 +68,7 @@ def run(
         parallelism=parallelism or os.cpu_count() or 1,
         keep_going=keep_going,
         keep_workspaces=os.environ.get("HM_KEEP_WORKSPACES") == "1",
+        json_events=format == "json",
     )
     result = run_pipeline(pipeline, registry, options, sink)
     if format != "json":

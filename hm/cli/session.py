@@ -32,10 +32,16 @@ class Session:
 
     @property
     def registry(self) -> Registry:
-        if self._registry is None:
-            from hm.runtime.registry import Registry
+        """Every plugin found, with the isolation ``.hm/config.toml`` and ``HM_ISOLATE`` ask for.
 
-            self._registry = Registry.discover(self.project_root)
+        :raises ConfigError: the config file or ``HM_ISOLATE`` is malformed (exit 3).
+        """
+        if self._registry is None:
+            from hm.runtime import IsolationPolicy, Registry
+
+            root = self.project_root
+            policy = IsolationPolicy.from_environment(root)
+            self._registry = Registry.discover(root, policy=policy)
         return self._registry
 
     def configure_logging(self) -> None:

@@ -1,37 +1,54 @@
 """One run of a pipeline, start to finish: load the plugins it needs, wire the
-event bus to hooks and output, drive the scheduler, handle Ctrl-C, and map the
+event bus to hooks and output, drive the scheduler, handle signals, and map the
 result to an exit code.
 
-Ctrl-C once: every running call sees ``should_cancel``, nothing new starts, hooks
-see the end, the summary says cancelled (exit 130). Twice: exit 130 at once.
+A run always ends with ``build_finished`` and an exit code that tells the truth,
+and leaves no process or directory behind:
+
+* Ctrl-C, SIGTERM or SIGHUP once: every running call sees ``should_cancel``,
+  nothing new starts, hooks see the end, the summary says cancelled (exit 130,
+  143 or 129);
+* any of them a second time: everything the run started is killed, its
+  directory removed, a last ``build_finished`` written, and hm exits at once;
+* a call that never returns is given up on after a grace period (the
+  scheduler), and hm still exits (``hm.cli.finish``).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import sys
-import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 
+from hm import child_process
 from hm.errors import ExitCode
 from hm.pipeline.graph import Plan, build_plan
 from hm.pipeline.ir import CommandStep, Pipeline
 from hm.run.archive import WorkspaceArchive
 from hm.run.events import EventBus, now_ts
 from hm.run.hooks import Abort, Hook, HookDispatcher
+from hm.run.run_dir import RunDirectory, remove_tree
 from hm.run.scheduler import Scheduler, StepOutcome, StepRunner
 from hm.run.services import RunServices
-from hm.runtime.registry import Registry
+from hm.runtime import Registry, set_last_words
 from hm_plugin_sdk.protocol import BuildEvent, BuildFinished, BuildStarted, LifecycleHookCapability
+
+__all__ = ["RunOptions", "RunResult", "Sink", "command_steps", "remove_tree", "run_pipeline"]
+
+#: The signals that stop a run, and the exit code each gives it.
+STOP_SIGNALS: dict[int, int] = {signal.SIGINT: int(ExitCode.CANCELLED)}
+if hasattr(signal, "SIGTERM"):
+    STOP_SIGNALS[signal.SIGTERM] = 128 + signal.SIGTERM
+if hasattr(signal, "SIGHUP"):
+    STOP_SIGNALS[signal.SIGHUP] = 128 + signal.SIGHUP
 
 
 class Sink(Protocol):
@@ -41,6 +58,9 @@ class Sink(Protocol):
 
     def close(self) -> None: ...
 
+    def final(self, event: BuildFinished) -> None:
+        """Write ``event`` at once, bypassing the bus (an emergency exit)."""
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -49,12 +69,14 @@ class RunOptions:
     keep_going: bool = False
     #: Keep the per-step workspaces after the run (``HM_KEEP_WORKSPACES=1``).
     keep_workspaces: bool = False
+    #: ``--format json``: an in-process crash then still ends the stream.
+    json_events: bool = False
 
 
 @dataclass
 class RunResult:
     run_id: str
-    exit_code: ExitCode
+    exit_code: ExitCode | int
     finished: BuildFinished
     outcomes: list[StepOutcome]
 
@@ -80,14 +102,27 @@ def load_hooks(registry: Registry) -> list[Hook]:
     return hooks
 
 
+@dataclass
+class _Stop:
+    """Which signal stopped the run, if one did."""
+
+    signum: int | None = None
+    count: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def exit_code(self) -> int:
+        return STOP_SIGNALS.get(self.signum or signal.SIGINT, int(ExitCode.CANCELLED))
+
+
 def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, sink: Sink) -> RunResult:
     executors = resolve_executors(pipeline, registry)
     hooks = load_hooks(registry)
     plan = build_plan(pipeline)
     run_id = uuid.uuid4().hex[:12]
-    run_dir = Path(tempfile.mkdtemp(prefix=f"hm-run-{run_id}-"))
+    run_dir = RunDirectory(run_id)
     bus = EventBus()
-    archive = WorkspaceArchive(options.project_root, run_dir)
+    archive = WorkspaceArchive(options.project_root, run_dir.path)
     services = RunServices(run_id=run_id, bus=bus, project_root=options.project_root, archive=archive)
     scheduler = Scheduler(
         plan=plan,
@@ -95,7 +130,7 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         executors=executors,
         services=services,
         bus=bus,
-        run_dir=run_dir,
+        run_dir=run_dir.path,
         parallelism=max(1, options.parallelism),
         keep_going=options.keep_going,
     )
@@ -104,12 +139,52 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         scheduler.stop(f"aborted by hook {abort.hook}: {abort.reason}")
 
     dispatcher = HookDispatcher(hooks, services, on_abort=on_abort, on_warning=sink.warning)
-    if not dispatcher.empty:
-        bus.before.append(dispatcher.before)
-        bus.after.append(dispatcher.after)
     bus.sinks.append(sink)
+    bus.attach_hooks(dispatcher)
+    if options.json_events:
+        set_last_words(run_id)
 
     started = time.monotonic()
+    stop = _Stop()
+
+    def emergency() -> None:
+        """The second signal: kill everything of the run, remove its directory, go."""
+        child_process.kill_descendants()
+        try:
+            if options.keep_workspaces:
+                run_dir.keep()
+            else:
+                run_dir.remove()
+        except OSError:
+            pass
+        finished = BuildFinished(
+            run_id=run_id,
+            ts=now_ts(),
+            status="cancelled",
+            exit_code=stop.exit_code,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            message=f"stopped at once by a second {child_process.signal_name(stop.signum or signal.SIGINT)}",
+        )
+        try:
+            sink.final(finished)
+        except Exception:  # the terminal may be gone (SIGHUP): the exit code still tells
+            pass
+        os._exit(stop.exit_code)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        with stop.lock:
+            stop.count += 1
+            first = stop.count == 1
+            if first:
+                stop.signum = signum
+        if not first:
+            emergency()
+        name = child_process.signal_name(signum)
+        _say(f"warning: {name}: cancelling; running steps are asked to stop; press Ctrl-C again to exit at once\n")
+        services.cancelled.set()
+        scheduler.stop("cancelled by the user" if signum == signal.SIGINT else f"stopped by {name}")
+
+    restore = _catch_signals(on_signal)
     try:
         bus.emit(
             BuildStarted(
@@ -120,15 +195,16 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
                 project_root=str(options.project_root),
             )
         )
+        bus.settle()
         if dispatcher.aborted is None:
             try:
-                anyio.run(_run_with_signals, scheduler, services, sink)
+                anyio.run(scheduler.run)
             except BaseExceptionGroup as group:
                 raise _first_leaf(group) from None
         else:
             scheduler.skip_all(f"aborted by hook {dispatcher.aborted.hook}: {dispatcher.aborted.reason}")
         outcomes = _in_plan_order(plan, scheduler.outcomes)
-        code, status, message = _verdict(outcomes, services, dispatcher)
+        code, status, message = _verdict(outcomes, services, dispatcher, stop)
         finished = BuildFinished(
             run_id=run_id,
             ts=now_ts(),
@@ -140,42 +216,38 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         bus.emit(finished)
         return RunResult(run_id, code, finished, outcomes)
     finally:
+        bus.close()
         dispatcher.close()
         archive.close()
         sink.close()
-        if not options.keep_workspaces:
-            remove_tree(run_dir)
+        if options.json_events:
+            set_last_words(None)
+        if options.keep_workspaces:
+            run_dir.keep()
+        else:
+            run_dir.remove()
+        restore()
 
 
-def remove_tree(path: Path) -> None:
-    """Delete a run directory, even where a step left read-only directories (mode 0555).
-
-    Refuses anything but an ``hm-run-*`` directory: this deletes recursively.
-    """
-    if not path.name.startswith("hm-run-") or not path.is_absolute():
-        raise ValueError(f"refusing to delete {path!s}: not a run directory")
-
-    def make_writable_and_retry(func, failed: str, _exc: object) -> None:  # type: ignore[no-untyped-def]
-        try:
-            os.chmod(os.path.dirname(failed), 0o700)
-            if os.path.isdir(failed) and not os.path.islink(failed):
-                os.chmod(failed, 0o700)
-            func(failed)
-        except OSError:
-            pass  # best effort: a leftover temporary directory is not worth failing a run
-
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=make_writable_and_retry)
-    else:
-        shutil.rmtree(path, onerror=lambda f, p, e: make_writable_and_retry(f, p, e[1]))
+def _say(text: str) -> None:
+    """A line on stderr from a signal handler: unbuffered, and never an error."""
+    try:
+        os.write(2, text.encode(errors="replace"))
+    except OSError:
+        pass
 
 
-async def _run_with_signals(scheduler: Scheduler, services: RunServices, sink: Sink) -> None:
-    async with anyio.create_task_group() as tg:
-        if _can_watch_signals():
-            tg.start_soon(_watch_interrupts, scheduler, services, sink)
-        await scheduler.run()
-        tg.cancel_scope.cancel()
+def _catch_signals(handler: Callable[[int, Any], None]) -> Callable[[], None]:
+    """Install ``handler`` for the stop signals; returns what restores the old ones."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    old = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+
+    def restore() -> None:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+    return restore
 
 
 def _first_leaf(group: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
@@ -184,24 +256,6 @@ def _first_leaf(group: BaseExceptionGroup) -> BaseException:  # type: ignore[typ
     while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]
     return exc
-
-
-def _can_watch_signals() -> bool:
-    return threading.current_thread() is threading.main_thread() and sys.platform != "win32"
-
-
-async def _watch_interrupts(scheduler: Scheduler, services: RunServices, sink: Sink) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        count = 0
-        async for _ in signals:
-            count += 1
-            if count == 1:
-                sink.warning("cancelling: running steps are asked to stop; press Ctrl-C again to exit at once")
-                services.cancelled.set()
-                scheduler.stop("cancelled by the user")
-            else:
-                sink.close()
-                os._exit(int(ExitCode.CANCELLED))
 
 
 def _in_plan_order(plan: Plan, outcomes: dict[str, StepOutcome]) -> list[StepOutcome]:
@@ -214,12 +268,14 @@ def _in_plan_order(plan: Plan, outcomes: dict[str, StepOutcome]) -> list[StepOut
 
 
 def _verdict(
-    outcomes: list[StepOutcome], services: RunServices, hooks: HookDispatcher
-) -> tuple[ExitCode, str, str | None]:
+    outcomes: list[StepOutcome], services: RunServices, hooks: HookDispatcher, stop: _Stop
+) -> tuple[ExitCode | int, str, str | None]:
     if hooks.aborted is not None:
         return ExitCode.HOOK_ABORTED, "aborted", f"hook {hooks.aborted.hook} aborted the build: {hooks.aborted.reason}"
     if services.cancelled.is_set():
-        return ExitCode.CANCELLED, "cancelled", "cancelled by the user"
+        signum = stop.signum or signal.SIGINT
+        why = "cancelled by the user" if signum == signal.SIGINT else f"stopped by {child_process.signal_name(signum)}"
+        return stop.exit_code, "cancelled", why
     bad = [o for o in outcomes if o.status in ("failed", "timed_out", "error")]
     if not bad:
         # Nobody asked these to stop: a runner that says "cancelled" on its own failed.

@@ -1,21 +1,36 @@
-"""The event bus of one run: ordering, fan-out to sinks, and timestamps.
+"""The event bus of one run: ordering, fan-out to output and hooks, and timestamps.
 
-Events come from many threads (one per running step). Output sinks get them under
-one lock, so they see one total order. Hooks are called outside that lock: a hook
-may itself call host functions that publish events (``emit_event``), and must not
-wait on a lock its own dispatch holds. A ``before`` hook still sees an event
-before any output sink does.
+Events come from many threads (the scheduler's loop, every running step). Output
+sinks see them under one lock, in one total order. Hooks never run on the thread
+that emits (the scheduler's loop, or a step holding its log lock):
+
+* with ``before`` hooks, every event goes through one ordered queue served by
+  the *gate* thread, which shows it to the before hooks (each call bounded by
+  its hook's timeout), then to the output, then hands it to the after hooks.
+  The emitter does not wait; where a decision depends on the before hooks (is
+  the build still on before a step starts?) it waits with :meth:`settle`;
+* without them, an event goes to the output at once and is queued for the
+  after hooks, each of which has its own thread (:mod:`hm.run.hooks`).
+
+Events a hook publishes while it handles an event (``from_hook``) reach the
+output but not the hooks, so two hooks cannot feed each other forever.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from hm_plugin_sdk.protocol import BuildEvent
 
+if TYPE_CHECKING:
+    from hm.run.hooks import HookDispatcher
+
 Sink = Callable[[BuildEvent], None]
+_STOP = object()
 
 
 def now_ts() -> str:
@@ -26,26 +41,90 @@ def now_ts() -> str:
 class EventBus:
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        #: Called first with each event (``before`` hooks); may record an abort, never raises.
-        self.before: list[Sink] = []
         #: Output: called under the bus lock, in one total order.
         self.sinks: list[Sink] = []
-        #: Called last (``after`` hooks).
-        self.after: list[Sink] = []
+        self._hooks: HookDispatcher | None = None
+        self._gate: queue.SimpleQueue[object] | None = None
+        self._gate_thread: threading.Thread | None = None
 
-    def emit(self, event: BuildEvent) -> None:
-        for hook in self.before:
-            hook(event)
+    def attach_hooks(self, hooks: HookDispatcher) -> None:
+        """Route events through ``hooks`` (before emitting anything)."""
+        if hooks.empty:
+            return
+        self._hooks = hooks
+        if hooks.has_before:
+            self._gate = queue.SimpleQueue()
+            self._gate_thread = threading.Thread(target=self._serve_gate, name="hm-hook-gate", daemon=True)
+            self._gate_thread.start()
+
+    @property
+    def gated(self) -> bool:
+        """True when before hooks see every event first (:meth:`settle` then waits)."""
+        return self._gate is not None
+
+    def emit(self, event: BuildEvent, *, from_hook: bool = False) -> None:
+        gate = self._gate
+        if gate is not None:
+            gate.put((event, from_hook))
+            return
         with self._lock:
             for sink in self.sinks:
                 sink(event)
-        for hook in self.after:
-            hook(event)
+        hooks = self._hooks
+        if hooks is not None and not from_hook:
+            hooks.after(event)
+
+    def settle(self) -> None:
+        """Return once every event emitted so far went past the before hooks
+        (at once without them)."""
+        gate = self._gate
+        if gate is None:
+            return
+        done = threading.Event()
+        gate.put(done)
+        done.wait()
 
     def flush(self) -> None:
         """Push buffered output to its reader (after a chunk of step output)."""
+        if self._gate is not None:
+            return  # the gate flushes whenever it has caught up
+        self._flush_sinks()
+
+    def _flush_sinks(self) -> None:
         with self._lock:
             for sink in self.sinks:
                 flush = getattr(sink, "flush", None)
                 if flush is not None:
                     flush()
+
+    def _serve_gate(self) -> None:
+        gate, hooks = self._gate, self._hooks
+        assert gate is not None and hooks is not None
+        while True:
+            item = gate.get()
+            if item is _STOP:
+                self._flush_sinks()
+                return
+            if isinstance(item, threading.Event):
+                self._flush_sinks()
+                item.set()
+                continue
+            event, from_hook = item  # type: ignore[misc]
+            if not from_hook:
+                hooks.before(event)
+            with self._lock:
+                for sink in self.sinks:
+                    sink(event)
+            if not from_hook:
+                hooks.after(event)
+            if gate.empty():
+                self._flush_sinks()
+
+    def close(self) -> None:
+        """Deliver what is queued, then stop the gate (hooks are closed by their owner)."""
+        gate, thread = self._gate, self._gate_thread
+        if gate is not None and thread is not None:
+            gate.put(_STOP)
+            thread.join()
+            self._gate = None
+        self._flush_sinks()

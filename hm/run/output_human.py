@@ -22,6 +22,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from hm.safe_text import printable
 from hm_plugin_sdk.protocol import (
     BuildEvent,
     BuildFinished,
@@ -46,12 +47,19 @@ def _seconds(ms: int) -> str:
     return f"{ms / 1000:.1f}s"
 
 
+def _safe(text: str) -> str:
+    """Plugin- or file-made text for rich markup: no control characters, no markup."""
+    return escape(printable(text))
+
+
 class HumanSink:
     def __init__(self, stream: TextIO | None = None, *, live: bool | None = None) -> None:
         self._stream = stream or sys.stderr
         self.console = Console(file=self._stream, highlight=False, soft_wrap=True)
         if live is None:
             live = self._stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+        #: A step's own colours are kept on a colour terminal; other escapes never.
+        self._colour = bool(live)
         self._running: dict[str, tuple[float, str, str]] = {}  # key -> (start, runner, last line)
         self._live = (
             Live(console=self.console, refresh_per_second=8, transient=True, get_renderable=self._view)
@@ -64,21 +72,21 @@ class HumanSink:
         if type(event) is StepLog:
             self._log(event)
         elif isinstance(event, BuildStarted):
-            self._print(f"[bold]▶ {escape(event.pipeline)}[/] — {event.steps} step(s), run {event.run_id}")
+            self._print(f"[bold]▶ {_safe(event.pipeline)}[/] — {event.steps} step(s), run {event.run_id}")
             if self._live is not None:
                 self._live.start()
         elif isinstance(event, StepStarted):
             self._running[event.step_key] = (time.monotonic(), event.runner, "")
             if self._live is None:
-                self._print(f"  [cyan]start[/]  {escape(event.step_key)} [dim]({escape(event.runner)})[/]")
+                self._print(f"  [cyan]start[/]  {_safe(event.step_key)} [dim]({_safe(event.runner)})[/]")
         elif isinstance(event, StepFinished):
             self._running.pop(event.step_key, None)
             mark, colour = _MARK.get(event.status, ("?", ""))
-            detail = f" — {escape(event.message)}" if event.message and event.status != "succeeded" else ""
+            detail = f" — {_safe(event.message)}" if event.message and event.status != "succeeded" else ""
             took = f" [dim]{_seconds(event.duration_ms)}[/]" if event.status != "skipped" else ""
-            self._print(f"  [{colour}]{mark} {escape(event.step_key)}[/]{took}{detail}")
+            self._print(f"  [{colour}]{mark} {_safe(event.step_key)}[/]{took}{detail}")
         elif isinstance(event, PluginEventEmitted):
-            self._print(f"  [dim]event {escape(event.plugin)}:{escape(event.name)} {escape(str(event.data))}[/]")
+            self._print(f"  [dim]event {_safe(event.plugin)}:{_safe(event.name)} {_safe(str(event.data))}[/]")
         elif isinstance(event, BuildFinished):
             if self._live is not None:
                 self._live.stop()
@@ -86,9 +94,9 @@ class HumanSink:
     def _log(self, event: StepLog) -> None:
         if self._live is not None:
             start, runner, _ = self._running.get(event.step_key, (time.monotonic(), "", ""))
-            self._running[event.step_key] = (start, runner, event.line)
+            self._running[event.step_key] = (start, runner, printable(event.line))
         else:
-            self._stream.write(f"  {event.step_key} | {event.line}\n")
+            self._stream.write(f"  {printable(event.step_key)} | {printable(event.line)}\n")
 
     def _print(self, markup: str) -> None:
         self.console.print(markup)
@@ -106,24 +114,32 @@ class HumanSink:
         return Group(table)
 
     def warning(self, text: str) -> None:
-        self._print(f"[yellow]warning:[/] {escape(text)}")
+        self._print(f"[yellow]warning:[/] {_safe(text)}")
+
+    def final(self, event: BuildFinished) -> None:
+        """The emergency exit's last line (the summary will not come)."""
+        if self._live is not None and self._live.is_started:
+            self._live.stop()
+        self._stream.write(f"build {event.status}: {printable(event.message or '')}\n")
+        self._stream.flush()
 
     # -- summary ------------------------------------------------------------------
     def summary(self, outcomes: list[tuple[str, str, int, str | None, list[str]]], final: BuildFinished) -> None:
         """Steps in plan order: (key, status, duration_ms, message, tail)."""
         for key, status, _, _, tail in outcomes:
             if status in ("failed", "timed_out", "error") and tail:
-                self._print(f"\n[bold red]── output of {escape(key)} (last {len(tail)} lines) ──[/]")
+                lines = f"{len(tail)} line{'' if len(tail) == 1 else 's'}"
+                self._print(f"\n[bold red]── output of {_safe(key)} (last {lines}) ──[/]")
                 for line in tail:
-                    self.console.print(Text(line))
+                    self.console.print(Text.from_ansi(line) if self._colour else Text(printable(line)))
         width = max((len(k) for k, *_ in outcomes), default=0)
         self._print("")
         for key, status, ms, *_ in outcomes:
             mark, colour = _MARK.get(status, ("?", ""))
             took = _seconds(ms) if status != "skipped" else ""
-            self._print(f"  [{colour}]{mark}[/] {escape(key.ljust(width))}  [{colour}]{status:<9}[/] {took}")
+            self._print(f"  [{colour}]{mark}[/] {_safe(key.ljust(width))}  [{colour}]{status:<9}[/] {took}")
         colour = "green" if final.status == "succeeded" else "red"
-        tail = f": {escape(final.message)}" if final.message else ""
+        tail = f": {_safe(final.message)}" if final.message else ""
         self._print(f"[bold {colour}]build {final.status}[/] in {_seconds(final.duration_ms)}{tail}")
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 import msgspec
 
+from hm.safe_text import printable
 from hm_plugin_sdk.protocol import BuildEvent, StepLog
 
 
@@ -53,7 +54,24 @@ class JsonLinesSink:
             pass
 
     def warning(self, text: str) -> None:
-        sys.stderr.write(f"warning: {text}\n")
+        try:
+            sys.stderr.write(f"warning: {printable(text)}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass  # the terminal is gone (SIGHUP): stdout still carries the events
+
+    def final(self, event: BuildEvent) -> None:
+        """Write ``event`` at once, without the bus (the emergency exit): what is
+        buffered first, then the line, straight to the file descriptor."""
+        line = self._encode(event) + b"\n"
+        try:
+            self._out.flush()
+        except (OSError, ValueError):
+            pass
+        try:
+            os.write(self._out.fileno(), line)
+        except (OSError, ValueError):
+            pass
 
     def close(self) -> None:
         self.flush()

@@ -10,11 +10,19 @@
   the stage then decides: without ``continue_on_failure`` the build ends there.
   ``keep_going`` lets independent chains of the stage finish.
 * Ctrl-C and a hook's abort stop the whole build.
-* A step's ``timeout_seconds`` is enforced through ``should_cancel``; a runner
-  that still has not returned ``KILL_GRACE_SECONDS`` later is abandoned (its
-  thread cannot be interrupted) and the step is reported timed out.
+* A step's ``timeout_seconds`` is enforced through ``should_cancel`` and by a
+  watchdog that asks the step to stop when its deadline passes, even if its
+  runner never polls. A runner that still has not returned
+  ``KILL_GRACE_SECONDS`` after it was asked to stop is given up on: an isolated
+  one's worker is stopped by its transport, an in-process one's thread is
+  abandoned (it cannot be interrupted; hm still exits), and the step ends
+  ``timed_out`` or ``cancelled``.
+* A runner whose process crashed ends its step as an ``error`` naming the
+  plugin, the step and the signal; the rest of the run goes on.
 * Each call runs in a worker thread: cffi releases the GIL, so steps really run
   in parallel.
+* With before hooks, the scheduler waits for them (``bus.settle``) after a step
+  is queued and after it started, so a hook's abort keeps the step from running.
 """
 
 from __future__ import annotations
@@ -26,12 +34,12 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from hm.errors import HmError
+from hm.errors import HmError, PluginCallAbandoned
 from hm.pipeline.graph import Chain, Plan
 from hm.pipeline.ir import CommandStep, Pipeline
 from hm.run.events import EventBus, now_ts
-from hm.run.services import RunServices
-from hm.runtime.plugin import Plugin
+from hm.run.services import RunServices, StepState
+from hm.runtime import KILL_GRACE_SECONDS, Plugin
 from hm_plugin_sdk.protocol import (
     ChainFailed,
     ExecutorInput,
@@ -42,7 +50,11 @@ from hm_plugin_sdk.protocol import (
     StepStarted,
 )
 
-KILL_GRACE_SECONDS = 15.0
+#: How often the watchdog looks at running steps.
+_WATCH_SECONDS = 0.1
+#: Extra time before an isolated runner's thread is abandoned: its transport
+#: normally gives up first, and stops its worker.
+_ISOLATED_SLACK = 2.0
 
 
 @dataclass
@@ -92,6 +104,8 @@ class Scheduler:
         self._slots = anyio.CapacityLimiter(parallelism)
         self._threads = anyio.CapacityLimiter(parallelism)
         self._done: dict[str, anyio.Event] = {}
+        #: Running steps' calls, for the watchdog: key -> (state, scope, isolated).
+        self._running: dict[str, tuple[StepState, anyio.CancelScope, bool]] = {}
         #: Why the whole build stops (hook abort, Ctrl-C, a failure before a wait).
         self.stop_reason: str | None = None
         #: Why the current stage stops (fail-fast); cleared at each stage.
@@ -128,6 +142,30 @@ class Scheduler:
         for chain in (c for stage in self.plan.stages for c in stage.chains):
             for step in chain.steps:
                 self._done[step.key] = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch)
+            await self._run_stages()
+            tg.cancel_scope.cancel()
+        return self.outcomes
+
+    async def _settle(self) -> None:
+        """Let the before hooks see what was emitted (their abort is decided then)."""
+        if self.bus.gated:
+            await anyio.to_thread.run_sync(self.bus.settle)
+
+    async def _watch(self) -> None:
+        """Ask overdue steps to stop, and give up on calls that do not."""
+        while True:
+            await anyio.sleep(_WATCH_SECONDS)
+            now = time.monotonic()
+            for state, scope, isolated in list(self._running.values()):
+                if state.stop_at is None and (state.should_stop() or self.services.cancelled.is_set()):
+                    state.stop_at = now
+                grace = KILL_GRACE_SECONDS + (_ISOLATED_SLACK if isolated else 0)
+                if state.stop_at is not None and now - state.stop_at >= grace:
+                    scope.cancel()
+
+    async def _run_stages(self) -> None:
         for stage in self.plan.stages:
             self._stage_stop = None
             wait = stage.wait_before
@@ -140,7 +178,6 @@ class Scheduler:
             async with anyio.create_task_group() as tg:
                 for chain in stage.chains:
                     tg.start_soon(self._run_chain, chain)
-        return self.outcomes
 
     def skip_all(self, reason: str) -> None:
         """Mark every step skipped (the build was aborted before it started)."""
@@ -180,6 +217,7 @@ class Scheduler:
                     self._skip(rest, halted)
                 return
             self.bus.emit(StepQueued(run_id=self.services.run_id, ts=now_ts(), step_key=step.key))
+            await self._settle()
             async with self._slots:
                 outcome = await self._run_step(step, base)
             if not outcome.ok:
@@ -233,8 +271,13 @@ class Scheduler:
                 plugin=executor.plugin.name,
             )
         )
+        await self._settle()
         started = time.monotonic()
-        outcome = await self._call(executor.plugin, inp, step)
+        halted = self._halted()
+        if halted is not None:  # a before hook aborted the build on this step
+            outcome = StepOutcome(step.key, "skipped", message=halted)
+        else:
+            outcome = await self._call(executor.plugin, inp, step, state)
         self.services.finish_step(step.key)
         outcome.duration_ms = int((time.monotonic() - started) * 1000)
         if state.timed_out and outcome.status in ("cancelled", "failed"):
@@ -257,27 +300,43 @@ class Scheduler:
         )
         return outcome
 
-    async def _call(self, plugin: Plugin, inp: ExecutorInput, step: CommandStep) -> StepOutcome:
-        limit = step.timeout_seconds + KILL_GRACE_SECONDS if step.timeout_seconds else None
+    async def _call(self, plugin: Plugin, inp: ExecutorInput, step: CommandStep, state: StepState) -> StepOutcome:
         result: StepResult | None = None
+        scope = anyio.CancelScope()
+        self._running[step.key] = (state, scope, plugin.isolation == "process")
         try:
-            with anyio.move_on_after(limit):
+            with scope:
                 result = await anyio.to_thread.run_sync(
                     plugin.execute_step, inp, self.services, abandon_on_cancel=True, limiter=self._threads
                 )
+        except PluginCallAbandoned as exc:
+            return self._given_up(step, state, exc.what)
         except HmError as exc:
             return StepOutcome(step.key, "error", message=exc.one_line(), error=exc)
+        finally:
+            del self._running[step.key]
         if result is None:
-            return StepOutcome(
-                step.key,
-                "timed_out",
-                exit_code=124,
-                message=f"timed out after {step.timeout_seconds:g} s and {plugin.name} did not stop "
-                f"within {KILL_GRACE_SECONDS:g} s more; its thread was abandoned",
+            return self._given_up(
+                step, state, f"{plugin.name} did not stop within {KILL_GRACE_SECONDS:g} s; its thread was abandoned"
             )
         message = result.message
+        if result.exit_code < 0 or result.exit_code > 255:
+            return StepOutcome(
+                step.key,
+                "error",
+                message=f"plugin {plugin.name} ({plugin.path}): execute_step returned exit code "
+                f"{result.exit_code}, outside 0-255; report this to the plugin's author",
+            )
         # A runner that says "succeeded" with a non-zero exit code is believed on the code.
         status = "failed" if result.status == "succeeded" and result.exit_code != 0 else result.status
         if status == "failed" and not message:
             message = f"exited with code {result.exit_code}"
         return StepOutcome(step.key, status, exit_code=result.exit_code, message=message)
+
+    def _given_up(self, step: CommandStep, state: StepState, why: str) -> StepOutcome:
+        """The outcome of a step whose runner did not stop when asked."""
+        if state.timed_out:
+            return StepOutcome(
+                step.key, "timed_out", exit_code=124, message=f"timed out after {step.timeout_seconds:g} s; {why}"
+            )
+        return StepOutcome(step.key, "cancelled", message=why)

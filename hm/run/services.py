@@ -15,9 +15,7 @@ from pathlib import Path
 from hm.run.archive import WorkspaceArchive
 from hm.run.events import EventBus, now_ts
 from hm.run.log_lines import LineSplitter
-from hm.runtime.calls import CallContext
-from hm.runtime.host_services import HostServices, HostStatus
-from hm.runtime.kv_store import PluginKvStore
+from hm.runtime import CallContext, HostServices, HostStatus, PluginKvStore
 from hm_plugin_sdk.abi import KvScope, Status, Stream
 from hm_plugin_sdk.protocol import PluginEvent, PluginEventEmitted, StepLog
 
@@ -34,10 +32,19 @@ class StepState:
         self.cancel = threading.Event()
         self.deadline = time.monotonic() + timeout_seconds if timeout_seconds else None
         self.timed_out = False
+        #: When something first asked the step to stop (the scheduler's watchdog).
+        self.stop_at: float | None = None
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.splitters = {Stream.STDOUT: LineSplitter(), Stream.STDERR: LineSplitter()}
         self.lines = 0
         self.lock = threading.Lock()
+
+    def should_stop(self) -> bool:
+        """Whether the step was asked to stop; marks it timed out once its deadline passed."""
+        if self.deadline is not None and not self.timed_out and time.monotonic() >= self.deadline:
+            self.timed_out = True
+            self.cancel.set()
+        return self.cancel.is_set()
 
 
 class RunServices(HostServices):
@@ -79,10 +86,7 @@ class RunServices(HostServices):
         state = self.steps.get(ctx.step_key) if ctx.step_key else None
         if state is None:
             return False
-        if state.deadline is not None and not state.timed_out and time.monotonic() >= state.deadline:
-            state.timed_out = True
-            state.cancel.set()
-        return state.cancel.is_set()
+        return state.should_stop()
 
     def step_log(self, ctx: CallContext, stream: Stream, data: bytes) -> None:
         state = self.steps.get(ctx.step_key) if ctx.step_key and ctx.op == "execute_step" else None
@@ -113,7 +117,8 @@ class RunServices(HostServices):
                 name=event.name,
                 data=event.data,
                 step_key=ctx.step_key,
-            )
+            ),
+            from_hook=ctx.op == "on_hook_event",
         )
 
     def _mem_key(self, ctx: CallContext, scope: KvScope, key: bytes) -> tuple[str, str, str, bytes]:

@@ -16,15 +16,23 @@
  *     installs C-level handlers) runs in the child; the child resets every
  *     disposition to the default (Python ignores SIGPIPE and SIGXFSZ, and
  *     ignored dispositions survive execve) and unblocks everything.
- *   - The shell leads its own process group, so cancel/timeout can signal the
- *     whole tree it started. The shell is detected as exited with
- *     waitid(WNOWAIT) and only reaped after the last group signal has been
- *     sent: an unreaped zombie keeps its pid, hence its pgid, from being
- *     reused, so killpg() can never hit an unrelated process group.
- *   - chdir/exec failures are reported through a close-on-exec pipe: EOF on it
- *     means execve succeeded; otherwise the child writes {stage, errno}. A
- *     missing workspace thus becomes a precise spawn_failed error instead of
- *     a misleading "exit 127".
+ *   - Every step has a *supervisor*: the forked child leads a new process
+ *     group, starts the shell in it, and stays until the runner kills the
+ *     group. It exists so that a step never outlives the process that runs it:
+ *     when the thread that forked it dies (hm or its worker crashed, was
+ *     killed with SIGKILL, or its whole process group was), the supervisor
+ *     gets a parent-death signal (Linux; elsewhere it polls getppid()) and
+ *     kills the step's group. It never execs, so it only makes async-signal-
+ *     safe calls, and it holds none of the step's pipes.
+ *   - The supervisor tells the runner over a status pipe: {STARTED, pid} once
+ *     the shell exec'd, {stage, errno} if it could not (a missing workspace is
+ *     a precise spawn_failed error, not a misleading "exit 127"), and
+ *     {EXITED, wait status} when the shell ends.
+ *   - The supervisor's pid is the group's id, and it is only reaped after the
+ *     last group signal was sent: an unreaped process keeps its pid, hence the
+ *     pgid, from being reused, so killpg() can never hit an unrelated group.
+ *   - When the step is over the whole group is killed: what a step started in
+ *     the background ends with it.
  */
 #include "shell.h"
 
@@ -37,6 +45,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/types.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,8 +76,11 @@ extern char **environ;
 /* Highest fd the child closes one by one when close_range is unavailable. */
 #define SH_MAX_CLOSE_FD (1 << 20)
 
-/* What the child reports through the report pipe when it cannot exec. */
-enum { STAGE_SETUP = 1, STAGE_CHDIR = 2, STAGE_EXEC = 3 };
+/* Messages on the status pipe (supervisor -> runner), as {kind, value} ints. */
+enum { STAGE_SETUP = 1, STAGE_CHDIR = 2, STAGE_EXEC = 3, MSG_STARTED = 4, MSG_EXITED = 5 };
+
+/* Signal the supervisor gets when the thread that forked it dies (Linux). */
+#define SUPERVISOR_PDEATH SIGUSR1
 
 /* Everything the child needs, prepared before fork(). */
 typedef struct child_setup {
@@ -76,17 +90,21 @@ typedef struct child_setup {
     int devnull;
     int out_w;
     int err_w;
-    int rep_w;
+    int st_w;     /* status pipe to the runner */
     int max_fd;
+    pid_t parent; /* the runner's process */
     struct sigaction dfl;
     sigset_t empty;
 } child_setup_t;
 
 typedef struct child_state {
-    pid_t pid;
-    int exited; /* waitid(WNOWAIT) saw it exit; still a zombie until reaped */
-    int reaped;
-    int status; /* waitpid() status once reaped */
+    pid_t pid;     /* the supervisor: its pid is the step's process group */
+    int exited;    /* the shell has exited (EXITED on the status pipe) */
+    int reaped;    /* the supervisor was reaped */
+    int status;    /* the shell's wait status, once exited */
+    int st_r;      /* read end of the status pipe */
+    int got;       /* bytes of a status message read so far */
+    int msg[2];
 } child_state_t;
 
 typedef enum stop_reason { STOP_NONE, STOP_CANCEL, STOP_TIMEOUT } stop_reason_t;
@@ -225,17 +243,22 @@ static void set_nonblocking(int fd)
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-/* ---- the child (async-signal-safe calls only) --------------------------- */
+/* ---- the supervisor and the shell (async-signal-safe calls only) --------- */
 
-static void child_report(int fd, int stage, int errnum)
+static void put_msg(int fd, int kind, int value)
 {
     int msg[2];
     ssize_t n;
-    msg[0] = stage;
-    msg[1] = errnum;
+    msg[0] = kind;
+    msg[1] = value;
     do {
         n = write(fd, msg, sizeof msg);
     } while (n < 0 && errno == EINTR);
+}
+
+static void child_report(int fd, int stage, int errnum)
+{
+    put_msg(fd, stage, errnum);
     _exit(127);
 }
 
@@ -251,19 +274,11 @@ static void close_from(int lo, int max_fd)
         close(fd);
 }
 
-static void exec_child(const child_setup_t *cs)
+/* The shell: runs in the supervisor's group with an empty signal mask. `rep` is
+ * the supervisor's close-on-exec report pipe. */
+static void exec_shell(const child_setup_t *cs, int rep)
 {
-    int sig, rep = cs->rep_w;
-
-    /* default dispositions, then an empty mask (the parent blocked everything) */
-    for (sig = 1; sig < SH_NSIG; sig++) {
-        if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction(sig, &cs->dfl, NULL); /* EINVAL for libc-reserved numbers: fine */
-    }
     sigprocmask(SIG_SETMASK, &cs->empty, NULL);
-
-    if (setpgid(0, 0) != 0)
-        child_report(rep, STAGE_SETUP, errno);
     if (chdir(cs->workspace) != 0)
         child_report(rep, STAGE_CHDIR, errno);
     if (dup2(cs->devnull, 0) < 0 || dup2(cs->out_w, 1) < 0 || dup2(cs->err_w, 2) < 0)
@@ -282,22 +297,143 @@ static void exec_child(const child_setup_t *cs)
     child_report(rep, STAGE_EXEC, errno);
 }
 
-/* ---- the parent --------------------------------------------------------- */
-
-/* Sets child->exited once the shell has exited, without reaping it. Returns 0,
- * or -1 (errno set) if the shell cannot be waited for. */
-static int check_exit(child_state_t *ch)
+/* Forks the shell; in the child, exec_shell never returns. A function of its
+ * own so that vfork's "the child borrows this stack frame" touches nothing of
+ * the supervisor's. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static pid_t start_shell(const child_setup_t *cs, int rep)
 {
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    if (waitid(P_PID, (id_t)ch->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
-        return errno == EINTR ? 0 : -1;
-    if (si.si_pid == ch->pid)
-        ch->exited = 1;
-    return 0;
+    pid_t pid;
+#if defined(__linux__)
+    /* vfork: the shell borrows this single-threaded copy of the host until it
+     * execs, instead of copying the host's page tables a second time */
+    pid = vfork();
+#else
+    pid = fork();
+#endif
+    if (pid == 0)
+        exec_shell(cs, rep);
+    return pid;
 }
 
-/* Reaps the shell (blocking). Returns 0, or -1 with errno set. */
+/* Kills the supervisor's whole group, itself included. */
+static void kill_step(void)
+{
+    kill(0, SIGKILL);
+    _exit(137);
+}
+
+static void run_supervisor(const child_setup_t *cs)
+{
+    int sig, st = cs->st_w, ex[2], msg[2], status = 0, reaped = 0;
+    sigset_t waitset;
+    pid_t shell;
+    ssize_t n;
+    size_t got = 0;
+
+    /* default dispositions (Python ignores SIGPIPE and SIGXFSZ, and ignored
+     * dispositions survive execve); the mask stays full (the runner blocked
+     * everything around fork): the supervisor takes its signals with
+     * sigtimedwait, the shell unblocks them before exec */
+    for (sig = 1; sig < SH_NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &cs->dfl, NULL); /* EINVAL for libc-reserved numbers: fine */
+    }
+    if (setpgid(0, 0) != 0)
+        child_report(st, STAGE_SETUP, errno);
+#if defined(__linux__)
+    prctl(PR_SET_PDEATHSIG, SUPERVISOR_PDEATH);
+#endif
+    if (getppid() != cs->parent) /* it died before prctl took effect */
+        _exit(137);
+
+    if (pipe(ex) != 0)
+        child_report(st, STAGE_SETUP, errno);
+    if (fcntl(ex[0], F_SETFD, FD_CLOEXEC) != 0 || fcntl(ex[1], F_SETFD, FD_CLOEXEC) != 0)
+        child_report(st, STAGE_SETUP, errno);
+    shell = start_shell(cs, ex[1]);
+    if (shell < 0)
+        child_report(st, STAGE_SETUP, errno);
+    close(ex[1]);
+    /* EOF: execve succeeded. Otherwise the shell says why it could not. */
+    while (got < sizeof msg) {
+        n = read(ex[0], (char *)msg + got, sizeof msg - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(ex[0]);
+    if (got == sizeof msg) {
+        while (waitpid(shell, &status, 0) < 0 && errno == EINTR)
+            ;
+        child_report(st, msg[0], msg[1]);
+    }
+    put_msg(st, MSG_STARTED, (int)shell);
+
+    /* hold nothing of the step's: its output pipes must close when its own
+     * processes close them */
+    if (dup2(cs->devnull, 0) < 0 || dup2(cs->devnull, 1) < 0 || dup2(cs->devnull, 2) < 0)
+        kill_step();
+    if (st != 3) {
+        if (dup2(st, 3) < 0)
+            kill_step();
+        st = 3;
+    }
+    close_from(4, cs->max_fd);
+
+    sigemptyset(&waitset);
+    sigaddset(&waitset, SIGCHLD);
+    sigaddset(&waitset, SUPERVISOR_PDEATH);
+    for (;;) {
+        struct timespec tick = {0, 200 * 1000 * 1000};
+        sig = sigtimedwait(&waitset, NULL, &tick);
+        if (sig == SUPERVISOR_PDEATH || getppid() != cs->parent)
+            kill_step(); /* the runner is gone: so is the step */
+        if (!reaped && waitpid(shell, &status, WNOHANG) == shell) {
+            reaped = 1;
+            put_msg(st, MSG_EXITED, status);
+        }
+        /* then wait for the runner's SIGKILL of the group */
+    }
+}
+
+/* ---- the parent --------------------------------------------------------- */
+
+/* Reads what the status pipe has (non-blocking): sets ch->exited once the
+ * shell's EXITED arrived, or once the supervisor is gone without saying it
+ * (it was killed: the step is over either way). */
+static void read_status(child_state_t *ch)
+{
+    while (ch->st_r >= 0) {
+        ssize_t n = read(ch->st_r, (char *)ch->msg + ch->got, sizeof ch->msg - (size_t)ch->got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return; /* EAGAIN: nothing yet */
+        if (n == 0) {
+            close_fd(&ch->st_r);
+            if (!ch->exited) {
+                ch->exited = 1;
+                ch->status = SIGKILL; /* the wait status of "killed by SIGKILL" */
+            }
+            return;
+        }
+        ch->got += (int)n;
+        if (ch->got == (int)sizeof ch->msg) {
+            ch->got = 0;
+            if (ch->msg[0] == MSG_EXITED && !ch->exited) {
+                ch->exited = 1;
+                ch->status = ch->msg[1];
+            }
+        }
+    }
+}
+
+/* Reaps the supervisor (blocking). Returns 0, or -1 with errno set. */
 static int reap_child(child_state_t *ch)
 {
     int status = 0;
@@ -310,7 +446,6 @@ static int reap_child(child_state_t *ch)
     if (r < 0)
         return -1;
     ch->reaped = 1;
-    ch->status = status;
     return 0;
 }
 
@@ -373,24 +508,25 @@ static int spawn_error(sh_error_t *err, int errnum, const char *suggestion, cons
 }
 
 /* Streams the running shell's output until it has exited and its pipes are
- * drained, handling cancel / timeout. On return the shell is reaped (unless
- * -1: wait_failed). */
+ * drained, handling cancel / timeout. On return the step's group was killed and
+ * its supervisor reaped (unless -1: wait_failed). */
 static int supervise(const sh_ctx_t *ctx, const sh_run_spec_t *spec, child_state_t *ch,
                      int out_r, int err_r, uint8_t *buf, sh_run_result_t *res, sh_error_t *err)
 {
-    struct pollfd pfd[2];
+    struct pollfd pfd[3];
     const int32_t streams[2] = {HM_STREAM_STDOUT, HM_STREAM_STDERR};
     double start = now_seconds();
     double deadline = spec->timeout_seconds > 0 ? start + spec->timeout_seconds : 0;
     double grace = spec->kill_grace_seconds;
     double term_at = 0, exit_at = 0;
     stop_reason_t stop = STOP_NONE;
-    int killed = 0, late_stop = 0, stragglers = 0, idle_ms = 1, k;
+    int killed = 0, late_stop = 0, stragglers = 0, k;
     char eb[256];
 
     pfd[0].fd = out_r;
     pfd[1].fd = err_r;
-    for (k = 0; k < 2; k++) {
+    pfd[2].fd = ch->st_r;
+    for (k = 0; k < 3; k++) {
         pfd[k].events = POLLIN;
         pfd[k].revents = 0;
         set_nonblocking(pfd[k].fd);
@@ -399,21 +535,7 @@ static int supervise(const sh_ctx_t *ctx, const sh_run_spec_t *spec, child_state
     for (;;) {
         int nopen = (pfd[0].fd >= 0) + (pfd[1].fd >= 0);
         int wait_ms = 100, r;
-        double now;
-
-        if (!ch->exited && check_exit(ch) != 0) {
-            int e = errno;
-            close_fd(&pfd[0].fd);
-            close_fd(&pfd[1].fd);
-            /* no killpg: whoever reaped the shell freed its pid for reuse */
-            return sh_err_set(err, "wait_failed",
-                              e == ECHILD ? "something in the host process reaps children it did "
-                                            "not start (SIGCHLD set to SIG_IGN?)"
-                                          : NULL,
-                              "cannot wait for the step's shell (pid %ld): %s", (long)ch->pid,
-                              sh_strerror(e, eb, sizeof eb));
-        }
-        now = now_seconds();
+        double now = now_seconds();
 
         if (!ch->exited) {
             if (stop == STOP_NONE) {
@@ -422,9 +544,9 @@ static int supervise(const sh_ctx_t *ctx, const sh_run_spec_t *spec, child_state
                 else if (deadline > 0 && now >= deadline)
                     stop = STOP_TIMEOUT;
                 if (stop != STOP_NONE) {
+                    /* the supervisor ignores TERM: it is for the step's processes */
                     signal_group(ch->pid, SIGTERM);
                     term_at = now;
-                    idle_ms = 1; /* the shell may go at once: look again soon */
                     if (grace <= 0) {
                         signal_group(ch->pid, SIGKILL);
                         killed = 1;
@@ -433,7 +555,6 @@ static int supervise(const sh_ctx_t *ctx, const sh_run_spec_t *spec, child_state
             } else if (!killed && now >= term_at + grace) {
                 signal_group(ch->pid, SIGKILL);
                 killed = 1;
-                idle_ms = 1;
             }
         } else {
             if (nopen == 0)
@@ -462,16 +583,9 @@ static int supervise(const sh_ctx_t *ctx, const sh_run_spec_t *spec, child_state
             wait_ms = ms_until(term_at + grace, now, wait_ms);
         if (ch->exited)
             wait_ms = ms_until(exit_at + SH_DRAIN_LIMIT_SECONDS, now, wait_ms);
-        if (nopen == 0) {
-            /* both pipes closed but the shell still runs (or is just exiting):
-             * nothing to poll, so back off from 1 ms to catch a quick exit */
-            if (idle_ms < wait_ms)
-                wait_ms = idle_ms;
-            if (idle_ms < 64)
-                idle_ms *= 2;
-        }
 
-        r = poll(pfd, 2, wait_ms); /* entries with fd < 0 are ignored */
+        pfd[2].fd = ch->st_r; /* -1 once the supervisor is gone: poll ignores it */
+        r = poll(pfd, 3, wait_ms);
         if (r < 0) {
             int e = errno;
             if (e == EINTR || e == EAGAIN)
@@ -487,11 +601,13 @@ static int supervise(const sh_ctx_t *ctx, const sh_run_spec_t *spec, child_state
             if (pfd[k].fd >= 0 && pfd[k].revents != 0)
                 pump(ctx, &pfd[k].fd, streams[k], buf);
         }
+        if (pfd[2].fd >= 0 && pfd[2].revents != 0)
+            read_status(ch);
     }
 
-    /* all group signals happen before the reap (see the top of this file) */
-    if (stop != STOP_NONE || late_stop || stragglers)
-        signal_group(ch->pid, SIGKILL);
+    /* the step is over: its group goes, supervisor included; all group signals
+     * happen before the reap (see the top of this file) */
+    signal_group(ch->pid, SIGKILL);
     close_fd(&pfd[0].fd);
     close_fd(&pfd[1].fd);
     if (stragglers)
@@ -506,9 +622,10 @@ static int supervise(const sh_ctx_t *ctx, const sh_run_spec_t *spec, child_state
                           e == ECHILD ? "something in the host process reaps children it did not "
                                         "start (SIGCHLD set to SIG_IGN?)"
                                       : NULL,
-                          "cannot reap the step's shell (pid %ld): %s", (long)ch->pid,
+                          "cannot reap the step's supervisor (pid %ld): %s", (long)ch->pid,
                           sh_strerror(e, eb, sizeof eb));
     }
+    (void)late_stop;
     res->outcome = stop == STOP_CANCEL    ? SH_CANCELLED
                    : stop == STOP_TIMEOUT ? SH_TIMED_OUT
                                           : SH_EXITED;
@@ -518,7 +635,7 @@ static int supervise(const sh_ctx_t *ctx, const sh_run_spec_t *spec, child_state
 
 int sh_run(const sh_ctx_t *ctx, const sh_run_spec_t *spec, sh_run_result_t *res, sh_error_t *err)
 {
-    int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, rep_p[2] = {-1, -1};
+    int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, st_p[2] = {-1, -1};
     int devnull = -1, rc = -1, report[2];
     char *argv[4];
     char **envp = NULL;
@@ -545,7 +662,7 @@ int sh_run(const sh_ctx_t *ctx, const sh_run_spec_t *spec, sh_run_result_t *res,
         sh_err_set(err, "out_of_memory", NULL, "out of memory preparing the step's process");
         goto out;
     }
-    if (make_pipe(out_p) != 0 || make_pipe(err_p) != 0 || make_pipe(rep_p) != 0) {
+    if (make_pipe(out_p) != 0 || make_pipe(err_p) != 0 || make_pipe(st_p) != 0) {
         spawn_error(err, errno,
                     "the process may have run out of file descriptors: raise `ulimit -n` or "
                     "lower --parallelism",
@@ -564,7 +681,8 @@ int sh_run(const sh_ctx_t *ctx, const sh_run_spec_t *spec, sh_run_result_t *res,
     cs.devnull = devnull;
     cs.out_w = out_p[1];
     cs.err_w = err_p[1];
-    cs.rep_w = rep_p[1];
+    cs.st_w = st_p[1];
+    cs.parent = getpid();
     cs.max_fd = SH_MAX_CLOSE_FD;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         rl.rlim_cur < (rlim_t)SH_MAX_CLOSE_FD)
@@ -578,13 +696,13 @@ int sh_run(const sh_ctx_t *ctx, const sh_run_spec_t *spec, sh_run_result_t *res,
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid = fork();
     if (pid == 0)
-        exec_child(&cs); /* never returns */
+        run_supervisor(&cs); /* never returns */
     fork_errno = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     close_fd(&out_p[1]);
     close_fd(&err_p[1]);
-    close_fd(&rep_p[1]);
+    close_fd(&st_p[1]);
     close_fd(&devnull);
     if (pid < 0) {
         spawn_error(err, fork_errno, "the system is out of processes or memory: lower --parallelism or retry",
@@ -594,19 +712,21 @@ int sh_run(const sh_ctx_t *ctx, const sh_run_spec_t *spec, sh_run_result_t *res,
     ch.pid = pid;
     setpgid(pid, pid); /* also done by the child; whichever runs first wins */
 
-    /* EOF: execve succeeded. Otherwise the child tells why it could not. */
+    /* The supervisor's first message: STARTED, or why the shell could not start. */
     while (got < sizeof report) {
-        ssize_t n = read(rep_p[0], (char *)report + got, sizeof report - got);
+        ssize_t n = read(st_p[0], (char *)report + got, sizeof report - got);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
         got += (size_t)n;
     }
-    close_fd(&rep_p[0]);
-    if (got == sizeof report) {
-        int e = report[1];
+    if (got != sizeof report || report[0] != MSG_STARTED) {
+        int e = got == sizeof report ? report[1] : ECHILD;
+        signal_group(ch.pid, SIGKILL);
         reap_child(&ch);
+        if (got != sizeof report)
+            report[0] = STAGE_SETUP;
         if (report[0] == STAGE_CHDIR)
             spawn_error(err, e, "the workspace directory must exist and be searchable by this user",
                         "cannot enter the workspace ", spec->workspace);
@@ -626,16 +746,19 @@ int sh_run(const sh_ctx_t *ctx, const sh_run_spec_t *spec, sh_run_result_t *res,
         goto out;
     }
 
+    ch.st_r = st_p[0];
+    st_p[0] = -1;
     rc = supervise(ctx, spec, &ch, out_p[0], err_p[0], buf, res, err);
     out_p[0] = err_p[0] = -1; /* supervise closed them */
+    close_fd(&ch.st_r);
 
 out:
     close_fd(&out_p[0]);
     close_fd(&out_p[1]);
     close_fd(&err_p[0]);
     close_fd(&err_p[1]);
-    close_fd(&rep_p[0]);
-    close_fd(&rep_p[1]);
+    close_fd(&st_p[0]);
+    close_fd(&st_p[1]);
     close_fd(&devnull);
     free(buf);
     free_envp(envp);
