@@ -40,8 +40,8 @@ def test_bad_int_or_missing_required_argument_is_a_usage_error_and_the_plugin_is
     missing_option = run_hm("math", "add", "2", "3", env=env)
     assert [r.returncode for r in (bad_int, missing_positional, missing_option)] == [2, 2, 2]
     assert "'x' is not a valid integer" in bad_int.stderr
-    assert "Missing argument 'B'" in missing_positional.stderr
-    assert "Missing option '--label'" in missing_option.stderr
+    assert "error: hm math add: missing argument 'B'" in missing_positional.stderr
+    assert "error: hm math add: missing option '--label'" in missing_option.stderr
     assert not log.exists(), "the plugin was called with invalid arguments"
 
 
