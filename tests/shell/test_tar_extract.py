@@ -25,31 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import BUILD, ROOT
-
-SHELL = ROOT / "plugins" / "shell"
-C_TESTS = ROOT / "tests" / "c"
-INCLUDE = ROOT / "hm_plugin_sdk" / "include"
-SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
-
-
-def compile_with_shell_sources(main: Path, out: Path, extra: list[str] | None = None) -> list[str]:
-    """Compile ``main`` with every ``plugins/shell/*.c``; sanitizers when the compiler has them.
-
-    :returns: the sanitizer flags used (empty when they are not available).
-    """
-    cc = BUILD._compiler()
-    base = ["-std=c11", "-g", "-O1", "-Wall", "-Wextra", f"-I{INCLUDE}", f"-I{SHELL}", f"-I{C_TESTS}"]
-    sources = [str(main), *sorted(str(p) for p in SHELL.glob("*.c"))]
-    for flags in (SANITIZE, []):
-        done = subprocess.run(
-            [*cc, *base, *flags, *(extra or []), *sources, "-o", str(out), "-lpthread"],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode == 0:
-            return flags
-    raise AssertionError(f"cannot compile {main.name}:\n{done.stderr}")
+from tar_fuzz import C_TESTS, compile_with_shell_sources
 
 
 @pytest.fixture(scope="module")
