@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import jsonschema
+import msgspec
 from conftest import FIXTURES, run_hm
 
 from hm.schemas import EVENTS_SCHEMA, render
+from hm_plugin_sdk.protocol import BuildEvent, ChainFailed
 
 
 def test_shipped_schema_matches_the_event_structs() -> None:
@@ -38,3 +40,19 @@ def test_real_run_output_validates(tmp_path: Path) -> None:
     assert {"step_started", "step_log", "step_finished", "chain_failed"} <= set(kinds)
     finished = [json.loads(x) for x in result.stdout.splitlines() if '"step_finished"' in x]
     assert {e["step_key"]: e["status"] for e in finished} == {"words": "failed", "ok": "succeeded"}
+
+
+def test_chain_failed_carries_the_failed_steps_exit_code_optionally() -> None:
+    schema = json.loads(EVENTS_SCHEMA.read_text())
+    chain_failed = schema["$defs"]["ChainFailed"]
+    assert chain_failed["properties"]["exit_code"]["anyOf"] == [{"type": "integer"}, {"type": "null"}]
+    assert "exit_code" not in chain_failed["required"]
+    validator = jsonschema.Draft202012Validator(schema)
+    event = ChainFailed(run_id="r", ts="t", chain="build", step_key="test", reason="exited with code 3", exit_code=3)
+    encoded = json.loads(msgspec.json.encode(event))
+    assert encoded["exit_code"] == 3
+    validator.validate(encoded)
+    # An event from a host that predates the field still decodes and validates.
+    old = {k: v for k, v in encoded.items() if k != "exit_code"}
+    validator.validate(old)
+    assert msgspec.json.decode(json.dumps(old), type=BuildEvent).exit_code is None  # type: ignore[union-attr]
