@@ -539,7 +539,7 @@ def test_a_killed_install_leaves_its_copy_where_the_next_install_sweeps_it(tmp_p
     c_file = src / "noop_executor.c"
     text = c_file.read_text()
     c_file.write_text(
-        "#include <unistd.h>\n" + text.replace("    fx_begin_manifest(", "    sleep(60);\n    fx_begin_manifest(", 1)
+        "#include <unistd.h>\n" + text.replace("    fx_begin_manifest(", "    sleep(5);\n    fx_begin_manifest(", 1)
     )
     slow = BUILD.compile_c_plugin(src, tmp_path / "out" / f"slow{SUFFIX}")
     staging = hm_home / "cache" / "install-staging"
