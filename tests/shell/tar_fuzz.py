@@ -61,9 +61,11 @@ def compile_with_shell_sources(
     raise RuntimeError(f"cannot compile {main.name}:\n{errors}")
 
 
-def _tar(members: list[tuple[tarfile.TarInfo, bytes | None]], fmt: int) -> bytes:
+def _tar(
+    members: list[tuple[tarfile.TarInfo, bytes | None]], fmt: int, global_headers: dict[str, str] | None = None
+) -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+    with tarfile.open(fileobj=buf, mode="w", format=fmt, pax_headers=global_headers) as t:
         for info, data in members:
             t.addfile(info, io.BytesIO(data) if data is not None else None)
     return buf.getvalue()
@@ -75,6 +77,38 @@ def _info(
     info = tarfile.TarInfo(name)
     info.type, info.size, info.linkname, info.mode = kind, size, link, mode
     return info
+
+
+def _pax_record(key: str, value: str) -> bytes:
+    """One ``LEN key=value\\n`` record; LEN counts itself."""
+    body = f" {key}={value}\n".encode()
+    n = len(body) + 1
+    while len(str(n)) + len(body) != n:
+        n += 1
+    return str(n).encode() + body
+
+
+def _raw_pax_entry(records: list[tuple[str, str]], name: bytes, typeflag: bytes, data: bytes) -> bytes:
+    """A hand-made 'x' header with ``records``, then an entry: for PAX keys tarfile never writes."""
+    pax = b"".join(_pax_record(k, v) for k, v in records)
+
+    def header(hname: bytes, htype: bytes, size: int) -> bytes:
+        h = bytearray(512)
+        h[0 : len(hname)] = hname
+        h[100:108] = b"0000644\x00"
+        h[108:116] = h[116:124] = b"0000000\x00"
+        h[124:136] = b"%011o\x00" % size
+        h[136:148] = b"00000000000\x00"
+        h[156:157] = htype
+        h[257:265] = b"ustar\x0000"
+        h[148:156] = b" " * 8
+        h[148:156] = b"%06o\x00 " % sum(h)
+        return bytes(h)
+
+    def padded(b: bytes) -> bytes:
+        return b + b"\x00" * (-len(b) % 512)
+
+    return header(b"PaxHeader", b"x", len(pax)) + padded(pax) + header(name, typeflag, len(data)) + padded(data)
 
 
 def write_seeds(folder: Path) -> list[Path]:
@@ -90,8 +124,22 @@ def write_seeds(folder: Path) -> list[Path]:
         (_info("fifo", tarfile.FIFOTYPE), None),
         (_info("dev", tarfile.CHRTYPE), None),
     ]
+    long_target = "t" * 150
+    pax_rich = [
+        (_info("s", tarfile.SYMTYPE, link=long_target), None),  # linkpath record
+        (_info("m", size=2), b"mm"),
+    ]
+    pax_rich[1][0].pax_headers = {"mtime": "1700000000.123456789", "comment": "c"}
     seeds = {
         "pax.tar": _tar(entries, tarfile.PAX_FORMAT),
+        "pax-records.tar": _tar(pax_rich, tarfile.PAX_FORMAT, global_headers={"comment": "global"})
+        + _raw_pax_entry(
+            [("path", "dir/by-pax"), ("size", "4"), ("mtime", "-1.5"), ("uname", "u"), ("linkpath", "x")],
+            b"ignored",
+            b"0",
+            b"data",
+        )
+        + b"\x00" * 1024,
         "gnu.tar": _tar(entries, tarfile.GNU_FORMAT),
         "ustar.tar": _tar(entries[:4], tarfile.USTAR_FORMAT),
         "escape.tar": _tar(
@@ -139,6 +187,8 @@ def main(argv: list[str]) -> int:
         done = run_standalone(args.runs, args.seed, work)
         sys.stdout.write(done.stdout)
         sys.stderr.write(done.stderr)
+        if done.returncode == 0:
+            shutil.rmtree(work, ignore_errors=True)  # kept on failure: it holds last-input.tar
         return done.returncode
     clang = shutil.which("clang")
     if clang is None:
