@@ -64,16 +64,21 @@ def short_help(cmd: click.Command) -> str:
     return cmd.get_short_help_str(limit=_NO_CUT)
 
 
+def write_commands(group: click.Group, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    """The "Commands" section of ``group``'s help, each description whole."""
+    rows = [(n, short_help(c)) for n in group.list_commands(ctx) if (c := group.get_command(ctx, n)) and not c.hidden]
+    if rows:
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
 class HelpGroup(TyperGroup):
     """A command group in hm's style: ``--help`` shows each command's first sentence whole
     (click cuts it at the terminal's width with "..."), and an unknown command is one
     ``error:`` line with a did-you-mean (click prints usage, a "Try" line and ``Error:``)."""
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(n, short_help(c)) for n in self.list_commands(ctx) if (c := self.get_command(ctx, n)) and not c.hidden]
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
+        write_commands(self, ctx, formatter)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
