@@ -26,11 +26,12 @@ before the last one:
 
 **Leftovers.** An install that is killed (SIGKILL, a crash, a power cut) cannot
 clean up after itself. So the staging folders live where the next install looks:
-``<cache dir>/install-staging/<pid>-XXXXXXXX``, and the temporary file in a plugin
-folder is ``.<name><suffix>.<pid>.XXXXXXXX.partial``. Every install first sweeps
-what belongs to a process that no longer runs (:func:`sweep_stale`), plus the
-leftovers of older hm versions (``$TMPDIR/hm-install-*`` and ``.partial`` files
-without a pid) once they are an hour old.
+``<cache dir>/install-staging/<pid>.<host>-XXXXXXXX``, and the temporary file in a
+plugin folder is ``.<name><suffix>.<pid>.<host>.XXXXXXXX.partial`` (``<host>``: 8 hex
+digits of a hash of the host name, as a home folder may be shared between machines).
+Every install first sweeps what a process of this host that no longer runs left
+(:func:`sweep_stale`); what another host left, and what older hm versions left
+(``$TMPDIR/hm-install-*``, ``.partial`` files without a pid), once an hour old.
 
 Downloads use urllib with a 60 s timeout, a 256 MiB cap and redirects to https only;
 a failed download is a usage error (exit 2): hm has no network exit code and the
@@ -43,6 +44,7 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 import urllib.error
@@ -287,11 +289,21 @@ def _stage(source: _Source, folder: Path) -> tuple[Path, str]:
 
 # -- leftovers of killed installs ------------------------------------------------------
 
-#: Leftovers whose owner cannot be known (older hm versions named no pid) are removed
-#: once they are this old: no copy or validation takes an hour.
+#: Leftovers whose owner cannot be checked (another host's, or an older hm's that named
+#: no pid) are removed once they are this old: no copy or validation takes an hour.
 STALE_AFTER_SECONDS = 3600.0
-_OWNED = re.compile(r"^(?P<pid>\d+)-")  # staging folders: "<pid>-XXXXXXXX"
-_PARTIAL = re.compile(r"^\..+\.(?P<pid>\d+)\.[^.]+\.partial$")  # ".<name>.<pid>.XXXXXXXX.partial"
+_OWNED = re.compile(r"^(?P<pid>\d+)\.(?P<host>[0-9a-f]{8})-")  # "<pid>.<host>-XXXXXXXX"
+_PARTIAL = re.compile(r"^\..+\.(?P<pid>\d+)\.(?P<host>[0-9a-f]{8})\.[^.]+\.partial$")
+
+
+def _host_tag() -> str:
+    """8 hex digits naming this host: a pid means something only on the host that made it."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def _owner_tag() -> str:
+    """``<pid>.<host>``: who writes a staging folder or a ``.partial`` file."""
+    return f"{os.getpid()}.{_host_tag()}"
 
 
 def staging_root() -> Path:
@@ -312,11 +324,16 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _abandoned(path: Path, pid: str | None, now: float) -> bool:
-    """True when ``path`` belongs to no running install: its pid runs no more, or it
-    names no pid and is older than :data:`STALE_AFTER_SECONDS`."""
-    if pid is not None and os.name == "posix":
-        return int(pid) != os.getpid() and not _pid_alive(int(pid))
+def _abandoned(path: Path, owner: re.Match[str] | None, now: float) -> bool:
+    """True when ``path`` belongs to no running install: its owner is a process of this
+    host that runs no more, or the owner cannot be checked and ``path`` is
+    :data:`STALE_AFTER_SECONDS` old (another host's, or written by an older hm)."""
+    if owner is not None and owner["host"] == _host_tag():
+        pid = int(owner["pid"])
+        if pid == os.getpid():
+            return False  # this very install
+        if os.name == "posix":
+            return not _pid_alive(pid)
     try:
         return now - path.lstat().st_mtime > STALE_AFTER_SECONDS
     except OSError:
@@ -344,8 +361,8 @@ def sweep_stale(plugin_folder: Path | None = None) -> list[Path]:
     now = time.time()
     removed: list[Path] = []
 
-    def consider(path: Path, pid: str | None) -> None:
-        if _abandoned(path, pid, now):
+    def consider(path: Path, owner: re.Match[str] | None) -> None:
+        if _abandoned(path, owner, now):
             _remove(path)
             removed.append(path)
 
@@ -359,8 +376,7 @@ def sweep_stale(plugin_folder: Path | None = None) -> list[Path]:
         for path in entries:
             if folder is plugin_folder and not (path.name.startswith(".") and path.name.endswith(".partial")):
                 continue
-            match = pattern.match(path.name)
-            consider(path, match["pid"] if match else None)
+            consider(path, pattern.match(path.name))
     try:
         legacy = [p for p in Path(tempfile.gettempdir()).glob("hm-install-*") if p.is_dir() and not p.is_symlink()]
     except OSError:
@@ -381,7 +397,7 @@ def _staging_folder() -> Iterator[Path]:
     root = staging_root()
     try:
         root.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))
+        folder = Path(tempfile.mkdtemp(prefix=f"{_owner_tag()}-", dir=root))
     except OSError as exc:
         raise UsageError(
             f"cannot create a staging folder in {root}: {exc.strerror or exc}",
@@ -426,7 +442,7 @@ class PluginFile:
 #: ``installed``: nothing was there. ``upgraded``: a newer version of the same plugin
 #: replaced the old one. ``reinstalled``: a new build of the same version did.
 #: ``replaced``: ``--force`` replaced something else (another plugin, a file that cannot
-#: be loaded, a newer version). ``already_installed``: the identical file is there.
+#: be loaded, a newer version: a downgrade). ``already_installed``: the identical file is there.
 InstallStatus = Literal["installed", "upgraded", "reinstalled", "replaced", "already_installed"]
 
 
@@ -602,7 +618,7 @@ def _write_atomically(staged: Path, dest: Path) -> None:
         sweep_stale(folder)
         # A name without the library suffix: discovery never picks up a half-written file.
         # The pid in it tells a later install whether its writer still runs (sweep_stale).
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{dest.name}.{os.getpid()}.", suffix=".partial")
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{dest.name}.{_owner_tag()}.", suffix=".partial")
         with os.fdopen(fd, "wb") as out, staged.open("rb") as f:
             shutil.copyfileobj(f, out, _CHUNK)
             out.flush()

@@ -553,9 +553,9 @@ def test_a_killed_install_leaves_its_copy_where_the_next_install_sweeps_it(tmp_p
     )
     try:
         deadline = time.monotonic() + 30
-        while not list(staging.glob(f"{proc.pid}-*/staged{SUFFIX}")) and time.monotonic() < deadline:
+        while not list(staging.glob(f"{proc.pid}.*-*/staged{SUFFIX}")) and time.monotonic() < deadline:
             time.sleep(0.05)
-        (left,) = staging.glob(f"{proc.pid}-*")  # the staged copy is complete: validation runs now
+        (left,) = staging.glob(f"{proc.pid}.*-*")  # the staged copy is complete: validation runs now
         time.sleep(0.2)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -574,29 +574,36 @@ def test_stale_partial_files_and_old_staging_folders_are_swept_and_live_ones_kep
     folder = user_dir(hm_home)
     folder.mkdir()
     two_hours_ago = time.time() - 7200
+    host = install_mod._host_tag()
+    other_host = "0" * 8 if host != "0" * 8 else "1" * 8
     dead, alive = dead_pid(), os.getpid()  # this test process: an install "in progress"
     names = {
-        "dead": f".noop-executor{SUFFIX}.{dead}.abcdefgh.partial",
-        "alive": f".other{SUFFIX}.{alive}.abcdefgh.partial",
-        "old_no_pid": f".old{SUFFIX}.k2j3h4x9.partial",  # written by an older hm: no pid
+        "dead": f".noop-executor{SUFFIX}.{dead}.{host}.abcdefgh.partial",
+        "alive": f".other{SUFFIX}.{alive}.{host}.abcdefgh.partial",
+        # Another machine sharing this home folder: its pid means nothing here.
+        "other_host": f".shared{SUFFIX}.{dead}.{other_host}.abcdefgh.partial",
+        "other_host_old": f".shared-old{SUFFIX}.{dead}.{other_host}.abcdefgh.partial",
+        # Written by an older hm: no pid.
+        "old_no_pid": f".old{SUFFIX}.k2j3h4x9.partial",
         "new_no_pid": f".fresh{SUFFIX}.k2j3h4x9.partial",
     }
     for name in names.values():
         (folder / name).write_bytes(b"half a library")
-    os.utime(folder / names["old_no_pid"], (two_hours_ago, two_hours_ago))
+    for old in ("old_no_pid", "other_host_old"):
+        os.utime(folder / names[old], (two_hours_ago, two_hours_ago))
     monkeypatch.setenv("TMPDIR", str(tmp_path / "t"))
     for legacy in ("hm-install-old", "hm-install-new"):
         (tmp_path / "t" / legacy).mkdir(parents=True)
         (tmp_path / "t" / legacy / f"staged{SUFFIX}").write_bytes(b"a staged copy")
     os.utime(tmp_path / "t" / "hm-install-old", (two_hours_ago, two_hours_ago))
     staging = hm_home / "cache" / "install-staging"
-    (staging / f"{dead}-abcdefgh").mkdir(parents=True)
-    (staging / f"{alive}-abcdefgh").mkdir()
+    (staging / f"{dead}.{host}-abcdefgh").mkdir(parents=True)
+    (staging / f"{alive}.{host}-abcdefgh").mkdir()
+    (staging / f"{dead}.{other_host}-abcdefgh").mkdir()
 
     result = run_hm("plugin", "install", str(fixture_path("noop-executor")))
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [f"noop-executor{SUFFIX}", names["alive"], names["new_no_pid"]]
-    )
+    kept = [f"noop-executor{SUFFIX}", names["alive"], names["other_host"], names["new_no_pid"]]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(kept)
     assert sorted(os.listdir(tmp_path / "t")) == ["hm-install-new"]
-    assert os.listdir(staging) == [f"{alive}-abcdefgh"]
+    assert sorted(os.listdir(staging)) == sorted([f"{alive}.{host}-abcdefgh", f"{dead}.{other_host}-abcdefgh"])
