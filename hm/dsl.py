@@ -47,6 +47,8 @@ class _Builder:
     steps: list[CommandStep | WaitStep] = field(default_factory=list)
     # key -> "file:line" of the call that defined it, to point at both duplicates.
     defined_at: dict[str, str] = field(default_factory=dict)
+    # "file:line" of the call that added steps[i]: validation errors name that line.
+    lines: list[str] = field(default_factory=list)
 
 
 _current: contextvars.ContextVar[_Builder | None] = contextvars.ContextVar("hm_dsl_builder", default=None)
@@ -66,13 +68,18 @@ class PipelineDef:
 
     def render(self) -> Pipeline:
         """Call the pipeline function and collect the steps it declares."""
+        return self.render_located()[0]
+
+    def render_located(self) -> tuple[Pipeline, list[str]]:
+        """:meth:`render`, plus the ``file:line`` of the call that declared each step."""
         builder = _Builder(self.slug)
         token = _current.set(builder)
         try:
             self.fn()
         finally:
             _current.reset(token)
-        return Pipeline(slug=self.slug, env=self.env, default_image=self.default_image, steps=builder.steps)
+        pipeline = Pipeline(slug=self.slug, env=self.env, default_image=self.default_image, steps=builder.steps)
+        return pipeline, builder.lines
 
 
 def pipeline(
@@ -208,7 +215,7 @@ def _convert(args: dict[str, Any], into: type[Any], call: str, where: str) -> An
         raise PipelineError(
             f"{call}: argument `{argument}`: {what}",
             where=where,
-            hint=f"see help(hm.dsl.{call.split('(')[0].lstrip('@')}) for the argument types",
+            hint=f"see {call.split('(')[0].lstrip('@')}() in docs/pipelines.md for the arguments and their types",
         ) from None
 
 
@@ -223,6 +230,7 @@ def _add(builder: _Builder, new: CommandStep | WaitStep, where: str) -> None:
             )
         builder.defined_at[new.key] = where
     builder.steps.append(new)
+    builder.lines.append(where)
 
 
 def _take_registered() -> list[PipelineDef]:

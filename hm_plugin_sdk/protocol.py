@@ -223,6 +223,9 @@ class ChainFailed(_Event, kw_only=True, tag="chain_failed"):
     chain: str
     step_key: str
     reason: str
+    #: The failed step's exit code (124 for a timeout); ``None`` when it has none,
+    #: e.g. its runner failed before the command ran. Added in hm 0.1 (ABI 1.0, optional).
+    exit_code: Union[int, None] = None
 
 
 class BuildFinished(_Event, kw_only=True, tag="build_finished"):

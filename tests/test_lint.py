@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
+import importlib.util
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_ruff_is_clean() -> None:
-    ruff = shutil.which("ruff")
-    if ruff is None:
-        pytest.skip("ruff is not installed (pip install -e '.[test]' installs it)")
+    # The ruff of this interpreter's environment: `.venv/bin/python -m pytest` runs it
+    # even though .venv/bin is not on PATH.
+    if importlib.util.find_spec("ruff") is None:
+        pytest.skip(f"ruff is not installed for {sys.executable} (pip install -e '.[test]' installs it)")
     result = subprocess.run(
-        [ruff, "check", "hm", "hm_plugin_sdk", "tests", "bench", "build.py", "setup.py"],
+        [sys.executable, "-m", "ruff", "check", "hm", "hm_plugin_sdk", "tests", "bench", "build.py", "setup.py"],
         cwd=ROOT,
         capture_output=True,
         text=True,

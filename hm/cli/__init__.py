@@ -39,8 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(err.exit_code)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # `hm` or `hm plugin` alone: the help text, as asked
+        return int(ExitCode.USAGE)
     except click.ClickException as exc:
-        exc.show()
+        output.print_error(_from_click(exc))
         return int(ExitCode.USAGE)
     except (click.exceptions.Abort, KeyboardInterrupt):
         output.stderr.print("cancelled")
@@ -53,6 +56,19 @@ def main(argv: list[str] | None = None) -> int:
             "run again with --verbose for the traceback and report it"
         )
         return INTERNAL_ERROR
+
+
+def _from_click(exc: click.ClickException) -> HmError:
+    """click's usage errors in hm's one-line style: ``error: hm run: no such option '--x'; see …``.
+
+    click would print the usage, a "Try …" line and ``Error: …``: three lines in another style.
+    """
+    text = exc.format_message().strip().removesuffix(".").replace(". Did you mean", "; did you mean")
+    text = text[:1].lower() + text[1:]
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return HmError(text)
+    return HmError(text, where=ctx.command_path, hint=f"`{ctx.command_path} --help` shows the usage")
 
 
 def _run_extension_if_named(args: list[str]) -> int | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from hm import __version__
-from hm.cli import output, plugin_cmds, run_cmd
+from hm.cli import output, plugin_cmds, run_cmd, schema_cmd
 from hm.cli.group import HmGroup
 from hm.cli.options import FormatOption
 from hm.cli.session import SESSION
@@ -23,6 +23,13 @@ app = typer.Typer(
 )
 app.add_typer(plugin_cmds.app, name="plugin")
 app.command("run")(run_cmd.run)
+app.command("schema")(schema_cmd.schema)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        output.stdout.print(f"hm {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -30,6 +37,13 @@ def root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logs, and tracebacks on errors."),
     project: Path | None = typer.Option(
         None, "--project", "-C", help="Run as if hm was started in this directory.", file_okay=False
+    ),
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print hm's version and exit (`hm version` also shows the plugin ABI).",
+        is_eager=True,
+        callback=_print_version,
     ),
 ) -> None:
     SESSION.verbose = verbose

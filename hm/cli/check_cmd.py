@@ -47,7 +47,9 @@ def check(
         raise UsageError(f"{path}: no such file", where=where, hint="give the path of a built plugin library")
     if not path.is_file():
         raise UsageError(f"{path} is not a file", where=where, hint="give the library file, not its project folder")
-    report = run_suite(path, timeout=timeout)
+    # Absolute: pathlib spells ./demo.so as demo.so, and dlopen() looks a name without a
+    # slash up on the library search path instead of in the current directory.
+    report = run_suite(path.absolute(), timeout=timeout)
     if format == "json":
         output.print_json(to_json(report))
     else:

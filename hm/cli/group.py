@@ -54,7 +54,57 @@ def apply_globals(global_args: list[str]) -> None:
         i += 1
 
 
-class HmGroup(TyperGroup):
+#: Large enough that click never cuts a command's first sentence with "...";
+#: ``write_dl`` wraps it under the command's name instead.
+_NO_CUT = 10_000
+
+
+def short_help(cmd: click.Command) -> str:
+    """The first sentence of a command's help, whole."""
+    return cmd.get_short_help_str(limit=_NO_CUT)
+
+
+def write_commands(group: click.Group, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    """The "Commands" section of ``group``'s help, each description whole."""
+    rows = [(n, short_help(c)) for n in group.list_commands(ctx) if (c := group.get_command(ctx, n)) and not c.hidden]
+    if rows:
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+class HelpGroup(TyperGroup):
+    """A command group in hm's style: ``--help`` shows each command's first sentence whole
+    (click cuts it at the terminal's width with "..."), and an unknown command is one
+    ``error:`` line with a did-you-mean (click prints usage, a "Try" line and ``Error:``)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        write_commands(self, ctx, formatter)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0]
+        if self.get_command(ctx, name) is None and not ctx.resilient_parsing and not name.startswith("-"):
+            raise self.unknown(ctx, name)
+        return super().resolve_command(ctx, args)
+
+    #: What this group's ``--help`` lists, for the unknown-command hint.
+    lists = "its commands"
+
+    def unknown(self, ctx: click.Context, name: str) -> UsageError:
+        """The error for ``hm … NAME`` when this group has no command NAME."""
+        matches = difflib.get_close_matches(name, self.list_commands(ctx), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(m) for m in matches)}? " if matches else ""
+        return UsageError(
+            f"unknown command '{name}'",
+            # `hm plugin: unknown command …`; for the root, "hm: " would say nothing.
+            where=ctx.command_path if ctx.parent is not None else None,
+            hint=f"{hint}`{ctx.command_path} --help` lists {self.lists}",
+        )
+
+
+class HmGroup(HelpGroup):
+    lists = "the commands, plugin commands and extensions"
     _plugin_cache: tuple[dict[str, click.Command], list[str]] | None = None
 
     def plugin_commands(self) -> tuple[dict[str, click.Command], list[str]]:
@@ -80,32 +130,17 @@ class HmGroup(TyperGroup):
         path = extensions.find_extension(cmd_name)
         return _extension_command(cmd_name, path) if path else None
 
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        name = args[0]
-        if self.get_command(ctx, name) is None and not ctx.resilient_parsing and not name.startswith("-"):
-            matches = difflib.get_close_matches(name, self.list_commands(ctx), n=3, cutoff=0.6)
-            hint = f"did you mean {' or '.join(repr(m) for m in matches)}? " if matches else ""
-            raise UsageError(
-                f"unknown command '{name}'",
-                where="hm",
-                hint=hint + "`hm --help` lists the commands, plugin commands and extensions",
-            )
-        return super().resolve_command(ctx, args)
-
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         _session_from(ctx)
         builtins = [(n, c) for n, c in self.commands.items() if not c.hidden]
         plugin_cmds, notes = self.plugin_commands()
         exts = extensions.list_extensions()
-        width = formatter.width - 6 - max((len(n) for n in [*self.commands, *plugin_cmds, *exts]), default=0)
         taken = set(self.commands) | set(plugin_cmds)
         sections = [
-            ("Commands", [(n, c.get_short_help_str(width)) for n, c in builtins]),
+            ("Commands", [(n, short_help(c)) for n, c in builtins]),
             (
                 "Plugin commands",
-                [(n, c.get_short_help_str(width)) for n, c in plugin_cmds.items() if n not in self.commands],
+                [(n, short_help(c)) for n, c in plugin_cmds.items() if n not in self.commands],
             ),
             ("Extensions", [(n, f"runs {p}") for n, p in exts.items() if n not in taken]),
         ]

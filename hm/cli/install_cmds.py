@@ -37,10 +37,20 @@ def install(
         None, "--pin", metavar="SHA256", help="The SHA-256 the file must have (required for URLs)."
     ),
     project: bool = typer.Option(False, "--project", help="Install into this project's .hm/plugins/."),
-    force: bool = typer.Option(False, "--force", help="Replace a different plugin of the same name."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Replace what is there even if it is not an older version of this plugin "
+        "(another plugin, a broken file, a newer version).",
+    ),
     format: FormatOption = "human",
 ) -> None:
-    """Validate a plugin in a child process, then install it atomically as <name>.<ext>."""
+    """Validate a plugin in a child process, then install it atomically as <name>.<ext>.
+
+    A newer version or a new build of the same plugin replaces the installed one, and hm
+    says old → new version. Replacing anything else (another plugin of that file name, a
+    file that cannot be loaded, a newer version) needs --force.
+    """
     result = install_plugin(source, pin=pin, scope="project" if project else "user", start=_start(), force=force)
     if format == "json":
         output.print_json(_install_json(result))
@@ -91,10 +101,16 @@ def _print_install(result: InstallResult) -> None:
     out, esc = output.stdout, output._escape
     p = result.plugin
     where = folder_label(result.scope)
+    old = result.replaced
     if result.status == "already_installed":
         out.print(f"{esc(p.label)} is already installed in {where} (identical file): {esc(str(p.path))}")
     else:
-        out.print(f"{result.status} {esc(p.label)} into {where}")
+        if result.status == "upgraded" and old is not None:
+            out.print(f"upgraded {esc(p.name)} {esc(old.version or '?')} → {esc(p.version or '?')} in {where}")
+        elif result.status == "reinstalled":
+            out.print(f"reinstalled {esc(p.label)} in {where} (a new build of the same version)")
+        else:
+            out.print(f"{result.status} {esc(p.label)} into {where}")
         out.print(f"  path:     {esc(str(p.path))}")
         out.print(f"  abi:      {p.abi[0]}.{p.abi[1]}" if p.abi else "  abi:      unknown")
         out.print(f"  sha256:   {p.sha256}")

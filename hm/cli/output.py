@@ -7,7 +7,7 @@ non-terminals get plain text (rich honours both).
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from rich.console import Console
@@ -29,8 +29,13 @@ def print_error(err: HmError) -> None:
     stderr.print(f"[bold red]error:[/] {_escape(err.one_line())}")
 
 
-def print_warning(err: HmError) -> None:
-    stderr.print(f"[yellow]warning:[/] {_escape(err.one_line())}")
+class _OneLine(Protocol):
+    def one_line(self) -> str: ...
+
+
+def print_warning(warning: _OneLine) -> None:
+    """``warning: WHERE: WHAT; HINT`` on one line of stderr (an HmError or a validation warning)."""
+    stderr.print(f"[yellow]warning:[/] {_escape(warning.one_line())}")
 
 
 def _escape(text: str) -> str:

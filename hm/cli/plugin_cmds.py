@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from hm.cli import output
+from hm.cli.group import HelpGroup
 from hm.cli.options import FormatOption
 from hm.cli.session import SESSION
 from hm.errors import ExitCode, UsageError
@@ -19,7 +20,7 @@ from hm_plugin_sdk.protocol import (
     SubcommandCapability,
 )
 
-app = typer.Typer(help="List, inspect and manage plugins.", no_args_is_help=True)
+app = typer.Typer(help="List, inspect and manage plugins.", no_args_is_help=True, cls=HelpGroup)
 
 
 def describe_capability(cap: object) -> str:

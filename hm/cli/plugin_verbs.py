@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from hm.cli.group import write_commands
 from hm.runtime.registry import PluginRecord, Registry
 from hm_plugin_sdk.protocol import ArgSpec, SubcommandCapability, SubcommandInput
 
@@ -70,6 +71,9 @@ class _VerbGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        write_commands(self, ctx, formatter)
 
 
 def plugin_commands(registry: Registry, reserved: set[str]) -> tuple[dict[str, click.Command], list[str]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from hm.cli import output
-from hm.cli.options import FormatOption
+from hm.cli.options import RunFormatOption
 from hm.cli.session import SESSION
 from hm.errors import ExitCode
 
@@ -19,7 +19,7 @@ def run(
         None, "--file", "-f", help="Run the pipeline in this .py (DSL) or .json (IR) file.", dir_okay=False
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (stages, chains, runners); run nothing."),
-    format: FormatOption = "human",
+    format: RunFormatOption = "human",
     parallelism: int | None = typer.Option(
         None, "--parallelism", "-j", min=1, help="Steps running at once. Default: the number of CPUs."
     ),
@@ -33,23 +33,25 @@ def run(
     ),
 ) -> None:
     """Run a pipeline of the project (or --file), each step on the runner plugin it names."""
-    from hm.pipeline import build_plan, describe_plan, select_pipeline, validate
+    from hm.pipeline import build_plan, describe_plan, select_located, validate
     from hm.run.engine import RunOptions, run_pipeline
 
     root = SESSION.project_root
-    pipeline = select_pipeline(root, slug, file)
+    pipeline, origin = select_located(root, slug, file)
     registry = SESSION.registry
     if isolate:
         registry.policy = registry.policy.isolating_everything("--isolate")
     for rec in registry.broken():
         output.print_warning(rec.error)  # type: ignore[arg-type]
-    validate(
+    warnings = validate(
         pipeline,
         # Conflicted runners count as known: running them raises the conflict (exit 4).
         runners=registry.runner_names(),
         default_runner=registry.default_runner,
-        source=str(file) if file else f"pipeline '{pipeline.slug}'",
+        source=origin,
     )
+    for warning in warnings:
+        output.print_warning(warning)
     if dry_run:
         plan = build_plan(pipeline)
         text = describe_plan(plan, lambda step: step.runner or registry.default_runner or "?")

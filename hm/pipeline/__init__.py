@@ -20,26 +20,30 @@ from hm.pipeline.ir import (
     pipeline_json_schema,
     pipeline_to_json,
 )
+from hm.pipeline.origin import Origin
 from hm.pipeline.render import load_ir_file, render_file
 from hm.pipeline.sources import (
     PipelineSource,
     find_pipelines,
     find_project_root,
+    select_located,
     select_pipeline,
 )
-from hm.pipeline.validate import PipelineValidationError, validate
+from hm.pipeline.validate import PipelineValidationError, ValidationWarning, validate
 
 __all__ = [
     "IR_VERSION",
     "CachePolicy",
     "Chain",
     "CommandStep",
+    "Origin",
     "Pipeline",
     "PipelineSource",
     "PipelineValidationError",
     "Plan",
     "Stage",
     "Step",
+    "ValidationWarning",
     "WaitStep",
     "build_plan",
     "describe_plan",
@@ -50,6 +54,7 @@ __all__ = [
     "pipeline_json_schema",
     "pipeline_to_json",
     "render_file",
+    "select_located",
     "select_pipeline",
     "validate",
 ]

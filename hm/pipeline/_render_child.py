@@ -4,8 +4,11 @@ Run by :mod:`hm.pipeline.render` as ``python -m hm.pipeline._render_child PATH``
 the project root as working directory. It prints exactly one JSON document on
 stdout and exits 0::
 
-    {"pipelines": [<IR>, ...]}
+    {"pipelines": [<IR>, ...], "origins": [{"line": N, "steps": [[FILE, LINE], ...]}, ...]}
     {"error": {"what": ..., "file": ..., "line": ..., "hint": ...}}
+
+``origins[i]`` locates ``pipelines[i]``: the line of its ``@pipeline`` decorator and,
+for each of its steps, the file and line of the ``step()`` / ``wait()`` call.
 
 Anything else (a crash, a non-zero exit, other output) is treated by the host as
 the render process failing. What the pipeline file prints goes to stderr: fd 1 is
@@ -36,7 +39,8 @@ def main(argv: list[str]) -> None:
     os.dup2(2, 1)
     path = Path(argv[1]).resolve()
     try:
-        reply: dict[str, Any] = {"pipelines": _render(path)}
+        pipelines, origins = _render(path)
+        reply: dict[str, Any] = {"pipelines": pipelines, "origins": origins}
     except BaseException as exc:
         reply = {"error": _describe(exc, path)}
     try:
@@ -59,7 +63,7 @@ def main(argv: list[str]) -> None:
 _rendering: dsl.PipelineDef | None = None
 
 
-def _render(path: Path) -> list[Any]:
+def _render(path: Path) -> tuple[list[Any], list[dict[str, Any]]]:
     global _rendering
     # A pipeline file must not litter .hm/ with __pycache__.
     sys.dont_write_bytecode = True
@@ -72,11 +76,23 @@ def _render(path: Path) -> list[Any]:
     sys.modules[_MODULE_NAME] = module
     spec.loader.exec_module(module)
     pipelines = []
+    origins = []
     for definition in dsl._take_registered():
         _rendering = definition
-        pipelines.append(definition.render())
+        pipeline, lines = definition.render_located()
+        pipelines.append(pipeline)
+        origins.append({"line": _line_of(definition.defined_at), "steps": [_file_line(w) for w in lines]})
     _rendering = None
-    return pipelines
+    return pipelines, origins
+
+
+def _file_line(where: str) -> list[Any]:
+    file, _, line = where.rpartition(":")
+    return [file, int(line)]
+
+
+def _line_of(where: str) -> int:
+    return int(where.rpartition(":")[2])
 
 
 def _describe(exc: BaseException, path: Path) -> dict[str, Any]:
@@ -92,7 +108,7 @@ def _describe(exc: BaseException, path: Path) -> dict[str, Any]:
     ours = [f for f in frames if _same_file(f.filename, path)]
     line: int | None = ours[-1].lineno if ours else None
     if line is None and _rendering is not None:
-        line = int(_rendering.defined_at.rpartition(":")[2])
+        line = _line_of(_rendering.defined_at)
     if isinstance(exc, HmError):
         what, hint = exc.what, exc.hint
     elif isinstance(exc, SystemExit):

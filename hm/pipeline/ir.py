@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Final, Literal, TypeAlias
+from typing import Annotated, Any, Final, Literal, TypeAlias
 
 import msgspec
 
@@ -42,6 +42,12 @@ class _IRStruct(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """
 
 
+def _doc(text: str) -> msgspec.Meta:
+    """A field's description in the JSON Schema (``hm schema pipeline``); no constraint:
+    :mod:`hm.pipeline.validate` checks values, with messages that say what to do."""
+    return msgspec.Meta(description=text)
+
+
 class CachePolicy(_IRStruct, kw_only=True):
     """How a step uses the cache.
 
@@ -49,8 +55,11 @@ class CachePolicy(_IRStruct, kw_only=True):
     :param key: cache key; ``None`` lets the runner derive one.
     """
 
-    policy: Literal["none", "read", "read_write"] = "none"
-    key: str | None = None
+    policy: Annotated[
+        Literal["none", "read", "read_write"],
+        _doc("none (default), read (restore only) or read_write; recorded, not yet passed to runners"),
+    ] = "none"
+    key: Annotated[str | None, _doc("cache key; null lets the runner derive one")] = None
 
 
 class CommandStep(_IRStruct, kw_only=True, tag="command", tag_field="kind"):
@@ -60,16 +69,16 @@ class CommandStep(_IRStruct, kw_only=True, tag="command", tag_field="kind"):
     ``builds_in`` names the step whose workspace snapshot this step starts from.
     """
 
-    key: str
-    label: str | None = None
-    cmd: str
-    env: dict[str, str] = {}
-    image: str | None = None
-    runner: str | None = None
-    runner_args: dict[str, Any] = {}
-    timeout_seconds: float | None = None
-    cache: CachePolicy | None = None
-    builds_in: str | None = None
+    key: Annotated[str, _doc("unique in the pipeline; letters, digits, '_', '.' and '-'")]
+    label: Annotated[str | None, _doc("a human name for the step, shown by --dry-run and passed to the runner")] = None
+    cmd: Annotated[str, _doc("the command; the runner decides how to run it (shell: /bin/sh -c)")]
+    env: Annotated[dict[str, str], _doc("environment variables for this step, over the pipeline's env")] = {}
+    image: Annotated[str | None, _doc("an image for runners that use one; null: the pipeline's default_image")] = None
+    runner: Annotated[str | None, _doc("the runner's name; null: the default runner")] = None
+    runner_args: Annotated[dict[str, Any], _doc("options for the runner (JSON data), e.g. kill_grace_seconds")] = {}
+    timeout_seconds: Annotated[float | None, _doc("seconds (> 0) before the step is stopped, exit 124")] = None
+    cache: Annotated[CachePolicy | None, _doc("how the step uses the cache")] = None
+    builds_in: Annotated[str | None, _doc("key of the step whose workspace this step starts from")] = None
 
 
 class WaitStep(_IRStruct, kw_only=True, tag="wait", tag_field="kind"):
@@ -78,8 +87,8 @@ class WaitStep(_IRStruct, kw_only=True, tag="wait", tag_field="kind"):
     With ``continue_on_failure=False`` a failure before the barrier stops the build here.
     """
 
-    key: str | None = None
-    continue_on_failure: bool = False
+    key: Annotated[str | None, _doc("optional name of the barrier, shown by --dry-run")] = None
+    continue_on_failure: Annotated[bool, _doc("run the steps after it even if a step before it failed")] = False
 
 
 Step: TypeAlias = CommandStep | WaitStep
@@ -88,11 +97,11 @@ Step: TypeAlias = CommandStep | WaitStep
 class Pipeline(_IRStruct, kw_only=True):
     """One pipeline: a slug, pipeline-wide env and image, and its steps in order."""
 
-    version: Literal["0"] = IR_VERSION
-    slug: str
-    env: dict[str, str] = {}
-    default_image: str | None = None
-    steps: list[Step]
+    version: Annotated[Literal["0"], _doc("the IR version; this hm reads and writes 0")] = IR_VERSION
+    slug: Annotated[str, _doc("the pipeline's name (hm run SLUG); letters, digits, '_', '.' and '-'")]
+    env: Annotated[dict[str, str], _doc("environment variables for every step")] = {}
+    default_image: Annotated[str | None, _doc("image for steps that set none")] = None
+    steps: Annotated[list[Step], _doc("command and wait steps, in order; waits split them into stages")]
 
 
 # msgspec appends " - at `$.steps[2].cmd`" to validation errors; the path is the
@@ -102,7 +111,7 @@ _AT_BYTE = re.compile(r"\(byte (?P<byte>\d+)\)$")
 _UNKNOWN_FIELD = re.compile(r"unknown field `(?P<field>[^`]+)`")
 _STEP_PATH = re.compile(r"^\$\.steps\[(?P<index>\d+)\](?P<rest>.*)$")
 
-_SCHEMA_HINT = "the IR v0 fields are documented in hm/pipeline/ir.py (`hm.pipeline.pipeline_json_schema()`)"
+_SCHEMA_HINT = "the IR v0 fields are described in docs/pipelines.md; `hm schema pipeline` prints the JSON Schema"
 
 
 def pipeline_from_json(data: bytes, *, source: str) -> Pipeline:

@@ -22,8 +22,9 @@ import hm
 from hm.child_process import stop_child
 from hm.errors import PipelineError
 from hm.pipeline.ir import Pipeline, pipeline_from_json
+from hm.pipeline.origin import Origin
 
-__all__ = ["RENDER_TIMEOUT_SECONDS", "load_ir_file", "render_file"]
+__all__ = ["RENDER_TIMEOUT_SECONDS", "load_ir_file", "load_ir_file_located", "render_file", "render_file_located"]
 
 #: How long a DSL file may take to render before it is killed.
 RENDER_TIMEOUT_SECONDS: Final = 30.0
@@ -38,13 +39,29 @@ class _ChildError(msgspec.Struct):
     hint: str | None = None
 
 
+class _ChildOrigin(msgspec.Struct):
+    line: int | None = None
+    steps: list[tuple[str, int]] = []
+
+
 class _Reply(msgspec.Struct, forbid_unknown_fields=True):
     pipelines: list[msgspec.Raw] | None = None
+    origins: list[_ChildOrigin] | None = None
     error: _ChildError | None = None
 
 
 def render_file(path: Path, *, cwd: Path | None = None, timeout: float = RENDER_TIMEOUT_SECONDS) -> list[Pipeline]:
     """Render every ``@pipeline`` of a DSL file, in a separate Python process.
+
+    See :func:`render_file_located`, which also says where each pipeline and step was written.
+    """
+    return [p for p, _ in render_file_located(path, cwd=cwd, timeout=timeout)]
+
+
+def render_file_located(
+    path: Path, *, cwd: Path | None = None, timeout: float = RENDER_TIMEOUT_SECONDS
+) -> list[tuple[Pipeline, Origin]]:
+    """Render every ``@pipeline`` of a DSL file, in a separate Python process, with its origin.
 
     :param cwd: the render process's working directory (the project root, so the
         file can read project files by relative path); ``None`` keeps the host's.
@@ -82,6 +99,11 @@ def load_ir_file(path: Path, *, cwd: Path | None = None) -> Pipeline:
 
     :raises PipelineError: unreadable file, malformed JSON or a schema mismatch.
     """
+    return load_ir_file_located(path, cwd=cwd)[0]
+
+
+def load_ir_file_located(path: Path, *, cwd: Path | None = None) -> tuple[Pipeline, Origin]:
+    """:func:`load_ir_file`, plus the file as shown to the user (IR has no lines)."""
     shown = _display(path, cwd)
     try:
         data = Path(path).read_bytes()
@@ -91,10 +113,10 @@ def load_ir_file(path: Path, *, cwd: Path | None = None) -> Pipeline:
             where=shown,
             hint="check the path and its permissions",
         ) from None
-    return pipeline_from_json(data, source=shown)
+    return pipeline_from_json(data, source=shown), Origin(shown)
 
 
-def _read_reply(out: bytes, err: bytes, returncode: int, shown: str, cwd: Path | None) -> list[Pipeline]:
+def _read_reply(out: bytes, err: bytes, returncode: int, shown: str, cwd: Path | None) -> list[tuple[Pipeline, Origin]]:
     stderr = err.decode("utf-8", "replace")
     if returncode != 0:
         how = (
@@ -123,7 +145,21 @@ def _read_reply(out: bytes, err: bytes, returncode: int, shown: str, cwd: Path |
     if stderr:
         sys.stderr.write(stderr)
     raws = reply.pipelines or []
-    return [pipeline_from_json(bytes(raw), source=f"{shown} (pipeline #{i})") for i, raw in enumerate(raws, 1)]
+    origins = reply.origins or []
+    return [
+        (
+            pipeline_from_json(bytes(raw), source=f"{shown} (pipeline #{i})"),
+            _origin(origins[i - 1] if i <= len(origins) else None, shown, cwd),
+        )
+        for i, raw in enumerate(raws, 1)
+    ]
+
+
+def _origin(child: _ChildOrigin | None, shown: str, cwd: Path | None) -> Origin:
+    if child is None:
+        return Origin(shown)
+    steps = tuple(f"{_display(Path(file), cwd)}:{line}" for file, line in child.steps)
+    return Origin(shown, child.line, steps)
 
 
 def _child_env() -> dict[str, str]:

@@ -19,9 +19,10 @@ from typing import Final, Literal
 
 from hm.errors import PipelineError
 from hm.pipeline.ir import Pipeline
-from hm.pipeline.render import load_ir_file, render_file
+from hm.pipeline.origin import Origin
+from hm.pipeline.render import load_ir_file_located, render_file_located
 
-__all__ = ["PipelineSource", "find_pipelines", "find_project_root", "select_pipeline"]
+__all__ = ["PipelineSource", "find_pipelines", "find_project_root", "select_located", "select_pipeline"]
 
 _EXAMPLE: Final = """create .hm/pipeline.py, for example:
     from hm.dsl import pipeline, step
@@ -40,9 +41,13 @@ class PipelineSource:
 
     def load(self, *, project_root: Path) -> list[Pipeline]:
         """The pipelines this file defines (rendered with ``project_root`` as cwd)."""
+        return [p for p, _ in self.load_located(project_root=project_root)]
+
+    def load_located(self, *, project_root: Path) -> list[tuple[Pipeline, Origin]]:
+        """:meth:`load`, with where each pipeline and its steps were written."""
         if self.kind == "dsl":
-            return render_file(self.path, cwd=project_root)
-        return [load_ir_file(self.path, cwd=project_root)]
+            return render_file_located(self.path, cwd=project_root)
+        return [load_ir_file_located(self.path, cwd=project_root)]
 
 
 def find_project_root(start: Path) -> Path:
@@ -76,10 +81,15 @@ def select_pipeline(project_root: Path, slug: str | None, file: Path | None) -> 
     :raises PipelineError: nothing found, a slug that does not exist or is ambiguous,
         or any pipeline file that cannot be loaded.
     """
+    return select_located(project_root, slug, file)[0]
+
+
+def select_located(project_root: Path, slug: str | None, file: Path | None) -> tuple[Pipeline, Origin]:
+    """:func:`select_pipeline`, plus where the pipeline was written (for validation messages)."""
     project_root = Path(project_root)
     if file is not None:
         source = _source_for(Path(file))
-        found = [(p, source.path) for p in source.load(project_root=project_root)]
+        found = [(p, source.path, o) for p, o in source.load_located(project_root=project_root)]
         if not found:
             raise PipelineError(
                 "the file defines no pipeline",
@@ -104,17 +114,17 @@ def _source_for(file: Path) -> PipelineSource:
     return PipelineSource(file, kind)
 
 
-def _load_project(root: Path) -> list[tuple[Pipeline, Path]]:
+def _load_project(root: Path) -> list[tuple[Pipeline, Path, Origin]]:
     sources = find_pipelines(root)
     if not sources:
-        raise PipelineError(f"no pipeline files in {root / '.hm'}", where=str(root), hint=_EXAMPLE)
+        raise PipelineError("no pipeline files (.py or .json) here", where=str(root / ".hm"), hint=_EXAMPLE)
     # Rendering is a subprocess per file, so threads overlap them well.
     with ThreadPoolExecutor(max_workers=min(len(sources), os.cpu_count() or 1, 8)) as pool:
-        futures = [pool.submit(source.load, project_root=root) for source in sources]
-    found: list[tuple[Pipeline, Path]] = []
+        futures = [pool.submit(source.load_located, project_root=root) for source in sources]
+    found: list[tuple[Pipeline, Path, Origin]] = []
     first: dict[str, Path] = {}
     for source, future in zip(sources, futures, strict=True):
-        for p in future.result():  # re-raises the file's PipelineError, first file first
+        for p, origin in future.result():  # re-raises the file's PipelineError, first file first
             if p.slug in first:
                 raise PipelineError(
                     f"pipeline '{p.slug}' is defined twice: in {_rel(first[p.slug], root)} "
@@ -123,25 +133,25 @@ def _load_project(root: Path) -> list[tuple[Pipeline, Path]]:
                     hint="rename one of them",
                 )
             first[p.slug] = source.path
-            found.append((p, source.path))
+            found.append((p, source.path, origin))
     if not found:
         names = ", ".join(s.path.name for s in sources)
         raise PipelineError(f"no pipeline is defined in {names}", where=str(root / ".hm"), hint=_EXAMPLE)
     return found
 
 
-def _pick(found: list[tuple[Pipeline, Path]], slug: str | None, root: Path) -> Pipeline:
-    listing = ", ".join(f"{p.slug} ({_rel(path, root)})" for p, path in found)
+def _pick(found: list[tuple[Pipeline, Path, Origin]], slug: str | None, root: Path) -> tuple[Pipeline, Origin]:
+    listing = ", ".join(f"{p.slug} ({_rel(path, root)})" for p, path, _ in found)
     if slug is None:
         if len(found) == 1:
-            return found[0][0]
+            return found[0][0], found[0][2]
         raise PipelineError(
             f"{len(found)} pipelines found: {listing}",
             hint=f"choose one with `hm run SLUG`, e.g. `hm run {found[0][0].slug}`",
         )
-    for p, _ in found:
+    for p, _, origin in found:
         if p.slug == slug:
-            return p
+            return p, origin
     raise PipelineError(
         f"no pipeline '{slug}'; available: {listing}",
         hint=f"run one of them with `hm run SLUG`, e.g. `hm run {found[0][0].slug}`",

@@ -12,6 +12,17 @@ collected and reported together, one per line, so a user fixes a file in one pas
   stage: its snapshot exists once the barrier passed. A *later* stage is an error:
   the wait between them would wait for this step, which would wait for the target
   behind the wait, a deadlock.
+
+Problems are located: with the :class:`~hm.pipeline.origin.Origin` the renderer
+reports, each one names the ``file:line`` of the ``step()`` call it is about.
+
+Environment variable names (documented in docs/pipelines.md, "Environment
+variables"): a name the process environment cannot hold (empty, with ``=`` or a
+NUL) is a problem. Any other name is accepted, as POSIX allows, but a name that
+is not a shell identifier (``[A-Za-z_][A-Za-z0-9_]*``: a space, ``-``, a
+non-ASCII letter, a leading digit) gets a :class:`ValidationWarning`: no shell
+can expand it, and dash (``/bin/sh`` on Debian) even drops it from the
+environment of what it runs; a runner that runs programs directly passes it on.
 """
 
 from __future__ import annotations
@@ -19,28 +30,68 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from hm.errors import PipelineError
 from hm.pipeline.ir import CommandStep, Pipeline, WaitStep
+from hm.pipeline.origin import Origin
 
-__all__ = ["KEY_PATTERN", "PipelineValidationError", "validate"]
+__all__ = ["KEY_PATTERN", "SHELL_NAME_PATTERN", "PipelineValidationError", "ValidationWarning", "validate"]
 
 #: Step keys and slugs: safe in paths, env var values, log prefixes and shell args.
 KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9_.-]+")
+#: Environment variable names a POSIX shell can expand; others get a warning.
+SHELL_NAME_PATTERN: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _PLUGIN_LIST_HINT: Final = "`hm plugin list` shows the loaded plugins and the runners they provide"
 
 
 class PipelineValidationError(PipelineError):
-    """A pipeline failed validation. ``problems`` holds one sentence per problem."""
+    """A pipeline failed validation.
 
-    def __init__(self, problems: list[str], *, slug: str, source: str, hint: str) -> None:
+    ``problems`` holds one sentence per problem; ``locations[i]`` is the ``file:line``
+    of the step ``problems[i]`` is about, or ``None`` (IR JSON, or a problem of the
+    whole pipeline). One problem is one line, located at its step; several are
+    listed below a header located at the pipeline.
+    """
+
+    def __init__(
+        self,
+        problems: list[str],
+        *,
+        slug: str,
+        source: str,
+        hint: str,
+        locations: Sequence[str | None] = (),
+    ) -> None:
         self.problems: tuple[str, ...] = tuple(problems)
-        count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"pipeline '{slug}' has {count}:\n{lines}", where=source, hint=hint)
+        self.locations: tuple[str | None, ...] = tuple(locations) or (None,) * len(problems)
+        if len(problems) == 1:
+            what = f"pipeline '{slug}' has 1 problem: {problems[0]}"
+            where = self.locations[0] or source
+        else:
+            lines = "\n".join(
+                f"  - {loc}: {p}" if loc else f"  - {p}" for p, loc in zip(problems, self.locations, strict=True)
+            )
+            what = f"pipeline '{slug}' has {len(problems)} problems:\n{lines}"
+            where = source
+        super().__init__(what, where=where, hint=hint)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationWarning:
+    """Something that will run, but probably not as meant; shown as a ``warning:`` line."""
+
+    what: str
+    where: str
+    hint: str | None = None
+
+    def one_line(self) -> str:
+        """``where: what; hint``, like :meth:`hm.errors.HmError.one_line`."""
+        text = f"{self.where}: {self.what}"
+        return f"{text}; {self.hint}" if self.hint else text
 
 
 def validate(
@@ -48,20 +99,38 @@ def validate(
     *,
     runners: Collection[str],
     default_runner: str | None,
-    source: str,
-) -> None:
+    source: str | Origin,
+) -> list[ValidationWarning]:
     """Check ``pipeline``; raise one :class:`PipelineValidationError` listing every problem.
 
     :param runners: runner names the loaded plugins provide.
     :param default_runner: the runner used when a step sets none, or ``None`` if no
         plugin provides a default.
-    :param source: the pipeline's file, used as the error's ``where``.
+    :param source: where the pipeline was written (:func:`~hm.pipeline.select_located`
+        gives it), or just its file; used as the error's ``where``.
+    :returns: the warnings of a pipeline that has no problems (see the module docstring).
     """
+    origin = source if isinstance(source, Origin) else Origin(source)
     checker = _Checker(pipeline, runners, default_runner)
-    problems, hints = checker.run()
+    problems, hints, warnings = checker.run()
     if problems:
-        hint = "; ".join(dict.fromkeys(hints)) or "fix these and run `hm run --dry-run` to check"
-        raise PipelineValidationError(problems, slug=pipeline.slug, source=source, hint=hint)
+        them = "it" if len(problems) == 1 else "them"
+        hint = "; ".join(dict.fromkeys(hints)) or f"fix {them} and run `hm run --dry-run` to check"
+        raise PipelineValidationError(
+            [text for text, _ in problems],
+            slug=pipeline.slug,
+            source=origin.where,
+            hint=hint,
+            locations=[origin.of_step(index) if index is not None else None for _, index in problems],
+        )
+    return [
+        ValidationWarning(
+            f"pipeline '{pipeline.slug}', {text}",
+            where=(origin.of_step(index) if index is not None else None) or origin.where,
+            hint=hint,
+        )
+        for text, hint, index in warnings
+    ]
 
 
 def _name(index: int, step: CommandStep | WaitStep) -> str:
@@ -75,8 +144,10 @@ class _Checker:
         self.pipeline = pipeline
         self.runners = runners
         self.default_runner = default_runner
-        self.problems: list[str] = []
+        # (sentence, index of the step it is about, or None for the whole pipeline)
+        self.problems: list[tuple[str, int | None]] = []
         self.hints: list[str] = []
+        self.warnings: list[tuple[str, str, int | None]] = []
         # First position of each key; later duplicates are reported, not indexed.
         self.position: dict[str, int] = {}
         self.stage_of: list[int] = []
@@ -88,15 +159,16 @@ class _Checker:
             if step.key is not None:
                 self.position.setdefault(step.key, index)
 
-    def add(self, problem: str, *hints: str) -> None:
-        self.problems.append(problem)
+    def add(self, problem: str, *hints: str, at: int | None = None) -> None:
+        """Record a problem; ``at`` is the index of the step it is about."""
+        self.problems.append((problem, at))
         self.hints.extend(hints)
 
-    def run(self) -> tuple[list[str], list[str]]:
+    def run(self) -> tuple[list[tuple[str, int | None]], list[str], list[tuple[str, str, int | None]]]:
         p = self.pipeline
         if not KEY_PATTERN.fullmatch(p.slug):
             self.add(f"slug {p.slug!r} must match [A-Za-z0-9_.-]+", "pick a slug usable as `hm run SLUG`")
-        self.check_env("the pipeline", p.env)
+        self.check_env("the pipeline", p.env, None)
         if not any(isinstance(s, CommandStep) for s in p.steps):
             self.add("it has no command steps", 'add at least one step, e.g. step("build", "make")')
         for index, step in enumerate(p.steps):
@@ -104,7 +176,7 @@ class _Checker:
             if isinstance(step, CommandStep):
                 self.check_command(index, step)
         self.check_cycles()
-        return self.problems, self.hints
+        return self.problems, self.hints, self.warnings
 
     def check_key(self, index: int, step: CommandStep | WaitStep) -> None:
         if step.key is None:
@@ -113,43 +185,59 @@ class _Checker:
             self.add(
                 f"{_name(index, step)}: key {step.key!r} must match [A-Za-z0-9_.-]+",
                 "use letters, digits, '_', '.' and '-' in step keys",
+                at=index,
             )
         first = self.position[step.key]
         if first != index:
             self.add(
                 f"step key '{step.key}' is used twice: steps[{first}] and steps[{index}]",
                 "give every step a unique key",
+                at=index,
             )
 
     def check_command(self, index: int, step: CommandStep) -> None:
         name = _name(index, step)
         if not step.cmd.strip():
-            self.add(f"{name}: `cmd` is empty", "give the step a command to run")
+            self.add(f"{name}: `cmd` is empty", "give the step a command to run", at=index)
         elif "\0" in step.cmd:
-            self.add(f"{name}: `cmd` contains a NUL byte", "a command is text; remove the NUL (\\x00)")
-        self.check_env(name, step.env)
+            self.add(f"{name}: `cmd` contains a NUL byte", "a command is text; remove the NUL (\\x00)", at=index)
+        self.check_env(name, step.env, index)
         timeout = step.timeout_seconds
         if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
             self.add(
                 f"{name}: timeout_seconds must be a positive number of seconds, got {timeout}",
                 "omit timeout_seconds for no timeout",
+                at=index,
             )
-        self.check_runner(name, step)
+        self.check_runner(index, name, step)
         if step.builds_in is not None:
             self.check_builds_in(index, name, step.builds_in)
 
-    def check_env(self, name: str, env: Mapping[str, str]) -> None:
-        """Names a process environment can hold: non-empty, no '=', no NUL; values without NUL."""
+    def check_env(self, name: str, env: Mapping[str, str], index: int | None) -> None:
+        """Names a process environment can hold: non-empty, no '=', no NUL; values without NUL.
+        A name the shell cannot expand is a warning (see the module docstring)."""
         for key, value in env.items():
             if not key or "=" in key or "\0" in key:
                 self.add(
                     f"{name}: environment variable name {key!r} is not valid",
                     "an environment variable name is non-empty and has no '=' or NUL",
+                    at=index,
                 )
             elif "\0" in value:
-                self.add(f"{name}: environment variable {key} holds a NUL byte", "remove the NUL (\\x00)")
+                self.add(f"{name}: environment variable {key} holds a NUL byte", "remove the NUL (\\x00)", at=index)
+            elif not SHELL_NAME_PATTERN.fullmatch(key):
+                self.warnings.append(
+                    (
+                        f"{name}: environment variable name {key!r} is not a shell variable name: "
+                        "no shell can expand it, and some /bin/sh (dash, on Debian and Ubuntu) drop it "
+                        "from the environment of the commands they run",
+                        f"rename it to {_shell_name(key)!r} (letters, digits and '_', not starting with a digit); "
+                        "see 'Environment variables' in docs/pipelines.md",
+                        index,
+                    )
+                )
 
-    def check_runner(self, name: str, step: CommandStep) -> None:
+    def check_runner(self, index: int, name: str, step: CommandStep) -> None:
         available = ", ".join(sorted(self.runners)) or "none"
         if step.runner is None:
             if self.default_runner is None:
@@ -158,6 +246,7 @@ class _Checker:
                     f"(available runners: {available})",
                     "set `runner` on the step or install a plugin with a default runner",
                     _PLUGIN_LIST_HINT,
+                    at=index,
                 )
         elif step.runner not in self.runners:
             close = difflib.get_close_matches(step.runner, list(self.runners), n=1)
@@ -166,6 +255,7 @@ class _Checker:
                 f"{name}: runner '{step.runner}' is not provided by any loaded plugin "
                 f"(available runners: {available}){guess}",
                 _PLUGIN_LIST_HINT,
+                at=index,
             )
 
     def check_builds_in(self, index: int, name: str, target: str) -> None:
@@ -175,15 +265,16 @@ class _Checker:
             commands = [s.key for s in steps if isinstance(s, CommandStep)]
             close = difflib.get_close_matches(target, commands, n=1)
             guess = f" (did you mean '{close[0]}'?)" if close else ""
-            self.add(f"{name}: builds_in '{target}' is not a step of this pipeline{guess}")
+            self.add(f"{name}: builds_in '{target}' is not a step of this pipeline{guess}", at=index)
         elif isinstance(steps[where], WaitStep):
-            self.add(f"{name}: builds_in '{target}' names a wait step, not a command step")
+            self.add(f"{name}: builds_in '{target}' names a wait step, not a command step", at=index)
         elif self.stage_of[where] > self.stage_of[index]:
             self.add(
                 f"{name}: builds_in '{target}' (steps[{where}]), which runs after a wait that "
                 f"this step must finish before",
                 "a step can build in a step of its own stage or an earlier one: "
                 "move it after the wait, or remove the wait",
+                at=index,
             )
 
     def check_cycles(self) -> None:
@@ -212,5 +303,12 @@ class _Checker:
                 self.add(
                     f"builds_in cycle: {' -> '.join([*cycle, cycle[0]])}",
                     "a chain must start at a step without builds_in; remove one link of the cycle",
+                    at=self.position[cycle[0]],
                 )
             done.update(path)
+
+
+def _shell_name(name: str) -> str:
+    """A shell-usable spelling of ``name``, for the warning's hint."""
+    fixed = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return f"_{fixed}" if fixed[0].isdigit() else fixed

@@ -6,9 +6,9 @@ before the last one:
 1. **check the arguments** (:func:`check_pin`, :func:`parse_source`, the project):
    ``http://`` is refused outright, ``https://`` needs ``--pin``, any other scheme and
    a missing file are usage errors;
-2. **stage** the source: copy it (or download it) *once* into a private temporary
-   folder, hashing while copying, so the bytes that are checked, validated and
-   installed are the same bytes even if the source changes meanwhile;
+2. **stage** the source: copy it (or download it) *once* into a private folder
+   under hm's cache directory, hashing while copying, so the bytes that are checked,
+   validated and installed are the same bytes even if the source changes meanwhile;
 3. **verify the pin** before any plugin code runs;
 4. **validate** the staged copy in a child process (:func:`~hm.runtime.probe.probe`),
    exactly as discovery reads an uncached library: a library that aborts, faults or
@@ -17,10 +17,21 @@ before the last one:
 5. **write** ``<manifest name><suffix>`` into the user plugin folder or the project's
    ``.hm/plugins/``: a temporary file in that folder, fsync, ``os.replace`` (atomic;
    a new inode, so a running hm that mapped the old file keeps its mapping), fsync of
-   the folder. An identical file already there is left untouched; a different one is
-   replaced only with ``--force``;
+   the folder. What is already there decides (:func:`_decide`): an identical file is
+   left untouched; a newer version or a new build of the same version of the *same*
+   plugin (same manifest name) is an upgrade and replaces it; an older version, a
+   different plugin or a file that cannot be loaded is replaced only with ``--force``;
 6. **record** the validated outcome in the manifest cache, so the next listing runs
    no plugin code for the new file.
+
+**Leftovers.** An install that is killed (SIGKILL, a crash, a power cut) cannot
+clean up after itself. So the staging folders live where the next install looks:
+``<cache dir>/install-staging/<pid>.<host>-XXXXXXXX``, and the temporary file in a
+plugin folder is ``.<name><suffix>.<pid>.<host>.XXXXXXXX.partial`` (``<host>``: 8 hex
+digits of a hash of the host name, as a home folder may be shared between machines).
+Every install first sweeps what a process of this host that no longer runs left
+(:func:`sweep_stale`); what another host left, and what older hm versions left
+(``$TMPDIR/hm-install-*``, ``.partial`` files without a pid), once an hour old.
 
 Downloads use urllib with a 60 s timeout, a 256 MiB cap and redirects to https only;
 a failed download is a usage error (exit 2): hm has no network exit code and the
@@ -33,14 +44,20 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Literal
+
+import semver
 
 from hm import paths
 from hm.errors import PluginConflictError, PluginLoadError, UsageError
@@ -61,6 +78,8 @@ __all__ = [
     "find_hm_project",
     "install_plugin",
     "remove_plugin",
+    "staging_root",
+    "sweep_stale",
 ]
 
 Scope = Literal["user", "project"]
@@ -268,6 +287,129 @@ def _stage(source: _Source, folder: Path) -> tuple[Path, str]:
     return staged, digest.hexdigest()
 
 
+# -- leftovers of killed installs ------------------------------------------------------
+
+#: Leftovers whose owner cannot be checked (another host's, or an older hm's that named
+#: no pid) are removed once they are this old: no copy or validation takes an hour.
+STALE_AFTER_SECONDS = 3600.0
+_OWNED = re.compile(r"^(?P<pid>\d+)\.(?P<host>[0-9a-f]{8})-")  # "<pid>.<host>-XXXXXXXX"
+_PARTIAL = re.compile(r"^\..+\.(?P<pid>\d+)\.(?P<host>[0-9a-f]{8})\.[^.]+\.partial$")
+
+
+def _host_tag() -> str:
+    """8 hex digits naming this host: a pid means something only on the host that made it."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def _owner_tag() -> str:
+    """``<pid>.<host>``: who writes a staging folder or a ``.partial`` file."""
+    return f"{os.getpid()}.{_host_tag()}"
+
+
+def staging_root() -> Path:
+    """Where installs stage their copies: hm's cache directory, so the next install
+    finds what a killed one left. ($TMPDIR varies between sessions and is often a RAM
+    disk, too small for a large plugin.)"""
+    return paths.cache_dir() / "install-staging"
+
+
+def _pid_alive(pid: int) -> bool:
+    """POSIX only: signal 0 checks that the process exists and sends nothing."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists (e.g. another user's process)
+    return True
+
+
+def _abandoned(path: Path, owner: re.Match[str] | None, now: float) -> bool:
+    """True when ``path`` belongs to no running install: its owner is a process of this
+    host that runs no more, or the owner cannot be checked and ``path`` is
+    :data:`STALE_AFTER_SECONDS` old (another host's, or written by an older hm)."""
+    if owner is not None and owner["host"] == _host_tag():
+        pid = int(owner["pid"])
+        if pid == os.getpid():
+            return False  # this very install
+        if os.name == "posix":
+            return not _pid_alive(pid)
+    try:
+        return now - path.lstat().st_mtime > STALE_AFTER_SECONDS
+    except OSError:
+        return False
+
+
+def _remove(path: Path) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink()
+    except OSError:
+        pass  # a sweep is never worth an error: the next install tries again
+
+
+def sweep_stale(plugin_folder: Path | None = None) -> list[Path]:
+    """Remove what killed installs left behind; returns what was removed.
+
+    Looks in :func:`staging_root`, in ``plugin_folder`` (its ``.*.partial`` files) and,
+    for installs by older hm versions, at ``$TMPDIR/hm-install-*`` folders of this user.
+    What belongs to a running install is kept: its pid is in the name, and a name
+    without a pid is kept until it is :data:`STALE_AFTER_SECONDS` old.
+    """
+    now = time.time()
+    removed: list[Path] = []
+
+    def consider(path: Path, owner: re.Match[str] | None) -> None:
+        if _abandoned(path, owner, now):
+            _remove(path)
+            removed.append(path)
+
+    for folder, pattern in ((staging_root(), _OWNED), (plugin_folder, _PARTIAL)):
+        if folder is None:
+            continue
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for path in entries:
+            if folder is plugin_folder and not (path.name.startswith(".") and path.name.endswith(".partial")):
+                continue
+            consider(path, pattern.match(path.name))
+    try:
+        legacy = [p for p in Path(tempfile.gettempdir()).glob("hm-install-*") if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        legacy = []
+    for path in legacy:
+        try:
+            mine = os.name != "posix" or path.lstat().st_uid == os.getuid()
+        except OSError:
+            mine = False
+        if mine:
+            consider(path, None)
+    return removed
+
+
+@contextmanager
+def _staging_folder() -> Iterator[Path]:
+    """A private (0700) folder under :func:`staging_root`, named after this process."""
+    root = staging_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"{_owner_tag()}-", dir=root))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create a staging folder in {root}: {exc.strerror or exc}",
+            where=_INSTALL,
+            hint=f"check the permissions of hm's cache directory and free space; {_NOTHING}",
+        ) from None
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 # -- the result -----------------------------------------------------------------------
 
 
@@ -297,9 +439,16 @@ class PluginFile:
         return f"{self.manifest.name} {self.manifest.version}"
 
 
+#: ``installed``: nothing was there. ``upgraded``: a newer version of the same plugin
+#: replaced the old one. ``reinstalled``: a new build of the same version did.
+#: ``replaced``: ``--force`` replaced something else (another plugin, a file that cannot
+#: be loaded, a newer version: a downgrade). ``already_installed``: the identical file is there.
+InstallStatus = Literal["installed", "upgraded", "reinstalled", "replaced", "already_installed"]
+
+
 @dataclass(slots=True)
 class InstallResult:
-    status: Literal["installed", "replaced", "already_installed"]
+    status: InstallStatus
     scope: Scope
     source: str
     plugin: PluginFile
@@ -345,9 +494,10 @@ def install_plugin(
     project_root = _require_project(start, _INSTALL) if scope == "project" else None
     cache = cache if cache is not None else ManifestCache()
 
-    with tempfile.TemporaryDirectory(prefix="hm-install-") as tmp:  # mode 0700
+    sweep_stale()
+    with _staging_folder() as tmp:
         # 2. one copy, hashed as it is made
-        staged, sha256 = _stage(src, Path(tmp))
+        staged, sha256 = _stage(src, tmp)
         # 3. the pin, before any plugin code runs
         if digest_pin is not None and sha256 != digest_pin:
             raise UsageError(
@@ -369,26 +519,61 @@ def install_plugin(
         dest = (folder / f"{manifest.name}{plugin_suffix()}").absolute()
         new = PluginFile(dest, sha256, manifest, outcome.abi)
         previous = _existing(dest, cache)
-        if previous is not None and previous.sha256 == sha256:
+        status = _decide(previous, new, force=force, source=source, scope=scope)
+        if status == "already_installed":
             _record(cache, dest, sha256, outcome)  # the file is the one just validated
             cache.save()
             return _with_notes(InstallResult("already_installed", scope, source, new), start, cache)
-        if previous is not None and not force:
-            held = previous.label if previous.error is None else f"{previous.label} ({previous.error.what})"
-            raise UsageError(
-                f"{dest} already holds {held}; refusing to replace it with {manifest.name} {manifest.version} "
-                f"from {source}",
-                where=_INSTALL,
-                hint=f"add --force to replace it, or `hm plugin remove {manifest.name}"
-                f"{' --project' if scope == 'project' else ''}` first",
-            )
         _write_atomically(staged, dest)
 
     # 6. the manifest cache: the next listing runs no plugin code for this file
     _record(cache, dest, sha256, outcome)
     cache.save()
-    status: Literal["installed", "replaced"] = "replaced" if previous is not None else "installed"
     return _with_notes(InstallResult(status, scope, source, new, replaced=previous), start, cache)
+
+
+def _decide(previous: PluginFile | None, new: PluginFile, *, force: bool, source: str, scope: Scope) -> InstallStatus:
+    """What installing ``new`` over ``previous`` (the file at its destination) is.
+
+    :raises UsageError: it would replace something other than an older or equal
+        version of the same plugin, and ``force`` is not set.
+    """
+    if previous is None:
+        return "installed"
+    if previous.sha256 == new.sha256:
+        return "already_installed"
+    assert new.manifest is not None
+    old = previous.manifest
+    same_plugin = previous.error is None and old is not None and old.name == new.manifest.name
+    order = _compare_versions(old.version, new.manifest.version) if same_plugin and old is not None else None
+    if order is not None and order < 0:
+        return "upgraded"
+    if order == 0:
+        return "reinstalled"
+    if force:
+        return "replaced"
+    remove = f"`hm plugin remove {new.manifest.name}{' --project' if scope == 'project' else ''}` first"
+    if order is not None:  # the same plugin, but the one installed is newer
+        raise UsageError(
+            f"{previous.path} holds {previous.label}, newer than {new.label} from {source}; refusing to downgrade it",
+            where=_INSTALL,
+            hint=f"add --force to install the older version, or {remove}",
+        )
+    held = previous.label if previous.error is None else f"{previous.label} ({previous.error.what})"
+    raise UsageError(
+        f"{previous.path} already holds {held}; refusing to replace it with {new.label} from {source}",
+        where=_INSTALL,
+        hint=f"add --force to replace it, or {remove}",
+    )
+
+
+def _compare_versions(old: str, new: str) -> int | None:
+    """-1, 0 or 1 as ``old`` is lower than, equal to or higher than ``new`` (semver order);
+    None if either is not a semantic version (a manifest hm validated always is)."""
+    try:
+        return semver.Version.parse(old).compare(new)
+    except ValueError:
+        return None
 
 
 def _existing(dest: Path, cache: ManifestCache) -> PluginFile | None:
@@ -430,8 +615,10 @@ def _write_atomically(staged: Path, dest: Path) -> None:
     tmp_name: str | None = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        sweep_stale(folder)
         # A name without the library suffix: discovery never picks up a half-written file.
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{dest.name}.", suffix=".partial")
+        # The pid in it tells a later install whether its writer still runs (sweep_stale).
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{dest.name}.{_owner_tag()}.", suffix=".partial")
         with os.fdopen(fd, "wb") as out, staged.open("rb") as f:
             shutil.copyfileobj(f, out, _CHUNK)
             out.flush()

@@ -2,7 +2,8 @@
 
 msgspec checks the schema; this module checks what a schema cannot: the name
 and runner/verb spellings, the semver version, at least one capability, no
-duplicate verbs or arguments, and the optional ``requires_hm`` range.
+duplicate verbs or arguments, argument defaults of the argument's type, and the
+optional ``requires_hm`` range.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import semver
 from hm import __version__
 from hm.errors import PluginLoadError
 from hm_plugin_sdk.protocol import (
+    ArgSpec,
     LifecycleHookCapability,
     PluginManifest,
     StepExecutorCapability,
@@ -87,11 +89,43 @@ def _problems(m: PluginManifest):  # type: ignore[no-untyped-def]
             for a in cap.args:
                 if not _ARG.match(a.name):
                     yield f"argument {a.name!r} of {' '.join(path)!r} must be a lowercase identifier"
+                wrong_default = _default_problem(a, " ".join(path))
+                if wrong_default:
+                    yield wrong_default
             if len(set(names)) != len(names):
                 yield f"verb {' '.join(path)!r} declares an argument twice"
         elif isinstance(cap, LifecycleHookCapability):
             if cap.timeout_ms <= 0:
                 yield f"a {cap.phase} hook has timeout_ms {cap.timeout_ms}; it must be positive"
+
+
+#: ArgSpec.type -> the Python type its default must have (bool is not an int here).
+_DEFAULT_TYPES: dict[str, type] = {"string": str, "int": int, "bool": bool}
+_A_TYPE = {str: "a string", int: "an int", bool: "a bool"}
+
+
+def _default_problem(arg: ArgSpec, verb: str) -> str | None:
+    """Why ``arg.default`` cannot be a value of the argument, or None.
+
+    The schema allows any of str, int, bool or nil; without this check hm would hand
+    a mistyped default to the plugin as if the user had typed it (an int option
+    whose default is "one"). A flag is a bool whatever its ``type``.
+    """
+    if arg.default is None:
+        return None
+    want = "bool" if arg.kind == "flag" else arg.type
+    value = arg.default
+    if isinstance(value, _DEFAULT_TYPES[want]) and (want == "bool" or not isinstance(value, bool)):
+        return None
+    if arg.kind == "flag":
+        what = "a flag"
+    else:
+        kind = "argument" if arg.kind == "positional" else arg.kind
+        what = f"{'an' if arg.type == 'int' else 'a'} {arg.type} {kind}"
+    return (
+        f"argument {arg.name!r} of {verb!r} is {what}, but its default {value!r} is "
+        f"{_A_TYPE.get(type(value), type(value).__name__)}"
+    )
 
 
 def _check_requires(m: PluginManifest, path: str) -> None:

@@ -1,4 +1,7 @@
-from hm.schemas import EVENTS_SCHEMA, render
+"""``python -m hm.schemas``: regenerate every shipped schema file from its structs."""
 
-EVENTS_SCHEMA.write_text(render())
-print(f"wrote {EVENTS_SCHEMA}")
+from hm.schemas import SCHEMAS, render
+
+for name, (path, _) in SCHEMAS.items():
+    path.write_text(render(name), encoding="utf-8")
+    print(f"wrote {path}")

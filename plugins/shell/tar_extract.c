@@ -23,7 +23,12 @@
  *   - files are created with O_CREAT|O_EXCL|O_NOFOLLOW after unlinking
  *     whatever had that name (an existing entry is never opened);
  *   - a hard link must point at an earlier entry (the workspace starts
- *     empty, so whatever is there came from the archive), found the same way.
+ *     empty, so whatever is there came from the archive), found the same way;
+ *   - a size is checked against what is left of the archive before padding
+ *     is added to it, so a size near 2^64 cannot wrap around and make the
+ *     reader take an entry's data for headers.
+ * tests/shell/test_tar_extract.py runs a corpus of hostile archives through
+ * this file, and tests/c/tar_extract_fuzz.c fuzzes it.
  * Directories are created 0700 and get their archived mode and mtime at the
  * end (deepest first), so read-only directories can still be filled.
  */
@@ -43,6 +48,9 @@
 #define META_MAX (1 << 20)
 /* Longest entry name we accept. */
 #define NAME_MAX_LEN 4096
+/* Longest path component: what Linux and macOS file systems can name. A longer
+ * one is the archive's fault, not the disk's, and is reported as such. */
+#define COMPONENT_MAX 255
 
 #define ARCHIVE_SUGGESTION                                                                       \
     "hm builds the workspace archive from the project; if another tool produced or changed it, " \
@@ -227,6 +235,20 @@ static int skip(tar_state_t *st, uint64_t n)
 static uint64_t padding(uint64_t size)
 {
     return (BLOCK - size % BLOCK) % BLOCK;
+}
+
+/* Skips an entry's data and its padding. A size field near 2^64 would make
+ * size + padding wrap around to a small number and land the reader inside the
+ * entry's "data", where the archive could hide entries; a size larger than
+ * what is left of the archive is a truncation whatever its padding. */
+static int skip_data(tar_state_t *st, uint64_t size)
+{
+    if (size > st->total - archive_pos(st)) {
+        st->pos = st->len;
+        st->offset = st->total;
+        return truncated(st);
+    }
+    return skip(st, size + padding(size));
 }
 
 /* ---- numbers ------------------------------------------------------------ */
@@ -468,6 +490,13 @@ static int normalize(tar_state_t *st, const char *what, const char *raw, char **
                               "refusing to extract the workspace archive: %s '%s' has a '..' "
                               "component and could escape the workspace",
                               what, raw);
+        }
+        if (c > COMPONENT_MAX) {
+            free(o);
+            return sh_err_set(st->err, "bad_archive", ARCHIVE_SUGGESTION,
+                              "the workspace archive has %s '%.200s...' with a name component longer "
+                              "than %d bytes, more than a file name can hold",
+                              what, raw, COMPONENT_MAX);
         }
         if (c > 0 && !(c == 1 && p[0] == '.')) {
             if (k > 0)
@@ -1006,7 +1035,7 @@ static int do_entry(tar_state_t *st, const uint8_t *h, uint64_t at, uint64_t hdr
     case 'D': /* GNU dump dir: a directory followed by a listing we ignore */
         rc = extract_dir(st, &e);
         if (rc == 0)
-            rc = skip(st, e.size + padding(e.size));
+            rc = skip_data(st, e.size);
         break;
     case '2':
         e.link = raw_link;
@@ -1085,7 +1114,7 @@ static int extract_all(tar_state_t *st)
             rc = parse_pax(st, d, (size_t)size, &pd);
             free(d);
         } else if (type == 'g') {
-            rc = skip(st, size + padding(size)); /* global defaults: nothing we use */
+            rc = skip_data(st, size); /* global defaults: nothing we use */
         } else if (type == 'L' || type == 'K') {
             char *d, **slot = type == 'L' ? &pd.gnu_longname : &pd.gnu_longlink;
             if (read_meta(st, size, &d) != 0) {

@@ -7,11 +7,13 @@ crashes, panics or answers garbage fails a check while hm exits normally.
 from __future__ import annotations
 
 import json
+import shutil
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import fixture_path, run_hm
+from conftest import SUFFIX, fixture_path, run_hm
 
 FIXED_CHECKS = ["load", "header", "manifest"]
 TAIL_CHECKS = ["free", "threads", "older-host"]
@@ -173,3 +175,14 @@ def test_missing_file_is_a_usage_error() -> None:
     assert result.returncode == 2
     assert "no such file" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_relative_path_with_dot_slash_is_checked_where_it_is(tmp_path: Path) -> None:
+    # What `hm plugin new` tells authors to run. `./` must survive until dlopen(): without a
+    # slash, dlopen() searches the library path instead of the current directory.
+    shutil.copy(fixture_path("noop-executor"), tmp_path / f"demo{SUFFIX}")
+    result = run_hm("plugin", "check", f"./demo{SUFFIX}", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "cannot open shared object file" not in result.stdout
+    assert result.stdout.splitlines()[0] == f"Checking noop-executor 1.0.0 ({tmp_path / f'demo{SUFFIX}'})"
+    assert result.stdout.rstrip().endswith("PASSED: all 8 checks passed")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
-from conftest import FIXTURES, fixture_path, run_hm
+from conftest import BUILD, FIXTURES, ROOT, SUFFIX, fixture_path, run_hm
 
 
 def env_with(*names: str, **extra: str) -> dict[str, str]:
@@ -40,8 +42,8 @@ def test_bad_int_or_missing_required_argument_is_a_usage_error_and_the_plugin_is
     missing_option = run_hm("math", "add", "2", "3", env=env)
     assert [r.returncode for r in (bad_int, missing_positional, missing_option)] == [2, 2, 2]
     assert "'x' is not a valid integer" in bad_int.stderr
-    assert "Missing argument 'B'" in missing_positional.stderr
-    assert "Missing option '--label'" in missing_option.stderr
+    assert "error: hm math add: missing argument 'B'" in missing_positional.stderr
+    assert "error: hm math add: missing option '--label'" in missing_option.stderr
     assert not log.exists(), "the plugin was called with invalid arguments"
 
 
@@ -88,3 +90,25 @@ def test_shell_completion_offers_plugin_verbs() -> None:
     result = run_hm(env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["math"]
+
+
+def test_a_default_of_the_wrong_type_refuses_the_manifest_naming_the_argument(tmp_path: Path) -> None:
+    # typed-subcommand rebuilt with `--times` (an int option) defaulting to the string "one".
+    src = tmp_path / "src" / "bad-default"
+    shutil.copytree(ROOT / "fixtures" / "typed-subcommand", src)
+    shutil.copytree(ROOT / "fixtures" / "common", tmp_path / "src" / "common")
+    c_file = src / "typed_subcommand.c"
+    text = c_file.read_text()
+    assert text.count("hm_mp_write_int(&w, 1);") == 1
+    c_file.write_text(text.replace("hm_mp_write_int(&w, 1);", 'hm_mp_write_cstr(&w, "one");'))
+    lib = BUILD.compile_c_plugin(src, tmp_path / "out" / f"bad-default{SUFFIX}")
+    env = {"HM_PLUGIN_PATH": str(lib)}
+
+    listed = run_hm("plugin", "list", "--format", "json", env=env)
+    (rec,) = [p for p in json.loads(listed.stdout)["plugins"] if p["path"] == str(lib)]
+    assert rec["status"] == "broken"
+    assert "argument 'times' of 'math add' is an int option, but its default 'one' is a string" in rec["error"]["what"]
+    # Not a usage error as if the user had typed "one": the command does not exist.
+    called = run_hm("math", "add", "1", "2", "--label", "s", env=env)
+    assert called.returncode == 2
+    assert "unknown command 'math'" in called.stderr

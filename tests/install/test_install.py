@@ -12,6 +12,10 @@ import io
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -58,6 +62,7 @@ def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for key, old, new in (
         ("noop-2.0.0", '"1.0.0"', '"2.0.0"'),
         ("renamed", '"noop-executor"', '"noop-renamed"'),
+        ("rebuilt", '"Runs steps that do nothing; observes builds."', '"Rebuilt: same name, same version."'),
     ):
         src = root / key
         shutil.copytree(ROOT / "fixtures" / "noop-executor", src)
@@ -291,42 +296,90 @@ def test_installing_an_identical_file_again_is_a_no_op(hm_home: Path) -> None:
     assert doc["status"] == "already_installed"
 
 
-def test_a_different_plugin_of_the_same_name_needs_force(hm_home: Path, variants: dict[str, Path]) -> None:
-    old_source = str(fixture_path("noop-executor"))
-    new_source = str(variants["noop-2.0.0"])
-    assert run_hm("plugin", "install", old_source).returncode == 0
+def test_a_newer_version_of_the_same_plugin_is_an_upgrade_without_force(
+    hm_home: Path, variants: dict[str, Path]
+) -> None:
+    assert run_hm("plugin", "install", str(fixture_path("noop-executor"))).returncode == 0
     dest = user_dir(hm_home) / f"noop-executor{SUFFIX}"
     old_bytes = dest.read_bytes()
     old_inode = dest.stat().st_ino
-
-    refused = run_hm("plugin", "install", new_source)
-    assert refused.returncode == 2
-    assert (
-        f"{dest} already holds noop-executor 1.0.0; refusing to replace it with noop-executor 2.0.0 from {new_source}"
-        in refused.stderr
-    )
-    assert "add --force to replace it, or `hm plugin remove noop-executor` first" in refused.stderr
-    assert dest.read_bytes() == old_bytes
-
     with dest.open("rb") as still_open:  # what a running hm holds: the old inode stays intact
-        replaced = run_hm("plugin", "install", new_source, "--force", "--format", "json")
-        assert replaced.returncode == 0, replaced.stderr
+        upgraded = run_hm("plugin", "install", str(variants["noop-2.0.0"]))
+        assert upgraded.returncode == 0, upgraded.stderr
         assert still_open.read() == old_bytes
-    doc = json.loads(replaced.stdout)
-    assert doc["status"] == "replaced"
-    assert doc["plugin"]["version"] == "2.0.0"
-    assert doc["replaced"]["version"] == "1.0.0" and doc["replaced"]["sha256"] == hashlib.sha256(old_bytes).hexdigest()
+    assert upgraded.stdout.splitlines()[0] == "upgraded noop-executor 1.0.0 → 2.0.0 in the user plugin folder"
+    assert f"replaced: noop-executor 1.0.0 (sha256 {hashlib.sha256(old_bytes).hexdigest()})" in upgraded.stdout
     assert dest.stat().st_ino != old_inode, "the file was rewritten in place, not replaced"
     assert dest.read_bytes() == variants["noop-2.0.0"].read_bytes()
     assert listing()["noop-executor"][0]["version"] == "2.0.0"
     assert [p.name for p in user_dir(hm_home).iterdir()] == [dest.name]
 
 
-def test_human_replace_message(hm_home: Path, variants: dict[str, Path]) -> None:
+def test_an_upgrade_in_json(hm_home: Path, variants: dict[str, Path]) -> None:
     assert run_hm("plugin", "install", str(fixture_path("noop-executor"))).returncode == 0
-    result = run_hm("plugin", "install", str(variants["noop-2.0.0"]), "--force")
+    doc = json.loads(run_hm("plugin", "install", str(variants["noop-2.0.0"]), "--format", "json").stdout)
+    assert doc["status"] == "upgraded"
+    assert (doc["replaced"]["version"], doc["plugin"]["version"]) == ("1.0.0", "2.0.0")
+
+
+def test_a_new_build_of_the_same_version_is_reinstalled_without_force(hm_home: Path, variants: dict[str, Path]) -> None:
+    assert run_hm("plugin", "install", str(fixture_path("noop-executor"))).returncode == 0
+    result = run_hm("plugin", "install", str(variants["rebuilt"]))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("replaced noop-executor 2.0.0 into the user plugin folder")
+    assert result.stdout.splitlines()[0] == (
+        "reinstalled noop-executor 1.0.0 in the user plugin folder (a new build of the same version)"
+    )
+    dest = user_dir(hm_home) / f"noop-executor{SUFFIX}"
+    assert dest.read_bytes() == variants["rebuilt"].read_bytes()
+
+
+def test_an_older_version_needs_force(hm_home: Path, variants: dict[str, Path]) -> None:
+    assert run_hm("plugin", "install", str(variants["noop-2.0.0"])).returncode == 0
+    dest = user_dir(hm_home) / f"noop-executor{SUFFIX}"
+    older = str(fixture_path("noop-executor"))
+    refused = run_hm("plugin", "install", older)
+    assert refused.returncode == 2
+    assert (
+        f"{dest} holds noop-executor 2.0.0, newer than noop-executor 1.0.0 from {older}; refusing to downgrade it"
+        in refused.stderr
+    )
+    assert "add --force to install the older version, or `hm plugin remove noop-executor` first" in refused.stderr
+    assert dest.read_bytes() == variants["noop-2.0.0"].read_bytes()
+    forced = run_hm("plugin", "install", older, "--force", "--format", "json")
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["status"] == "replaced"
+    assert listing()["noop-executor"][0]["version"] == "1.0.0"
+
+
+def test_a_different_plugin_under_the_same_file_name_needs_force(hm_home: Path) -> None:
+    # Someone put recording-hook's library where noop-executor installs.
+    dest = user_dir(hm_home) / f"noop-executor{SUFFIX}"
+    dest.parent.mkdir(parents=True)
+    shutil.copy(fixture_path("recording-hook"), dest)
+    old_bytes = dest.read_bytes()
+    source = str(fixture_path("noop-executor"))
+    refused = run_hm("plugin", "install", source)
+    assert refused.returncode == 2
+    assert (
+        f"{dest} already holds recording-hook 1.0.0; refusing to replace it with noop-executor 1.0.0 from {source}"
+        in refused.stderr
+    )
+    assert "add --force to replace it, or `hm plugin remove noop-executor` first" in refused.stderr
+    assert dest.read_bytes() == old_bytes
+    replaced = run_hm("plugin", "install", source, "--force")
+    assert replaced.returncode == 0, replaced.stderr
+    assert replaced.stdout.startswith("replaced noop-executor 1.0.0 into the user plugin folder")
+    assert dest.read_bytes() == fixture_path("noop-executor").read_bytes()
+
+
+def test_a_file_that_cannot_be_loaded_in_the_way_needs_force(hm_home: Path) -> None:
+    dest = user_dir(hm_home) / f"noop-executor{SUFFIX}"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"not a library")
+    refused = run_hm("plugin", "install", str(fixture_path("noop-executor")))
+    assert refused.returncode == 2
+    assert f"{dest} already holds a plugin that cannot be loaded (" in refused.stderr
+    assert run_hm("plugin", "install", str(fixture_path("noop-executor")), "--force").returncode == 0
 
 
 def test_the_file_is_named_after_the_manifest_not_the_source(hm_home: Path, variants: dict[str, Path]) -> None:
@@ -460,9 +513,97 @@ def test_remove_refuses_a_name_that_is_not_a_plugin_name(hm_home: Path, name: st
     assert victim.exists()
 
 
-def test_no_temporary_folder_is_left_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_temporary_folder_is_left_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hm_home: Path) -> None:
     monkeypatch.setenv("TMPDIR", str(tmp_path / "t"))
     (tmp_path / "t").mkdir()
     run_hm("plugin", "install", str(fixture_path("bad-abi-version")))
     run_hm("plugin", "install", str(fixture_path("noop-executor")))
     assert os.listdir(tmp_path / "t") == []
+    assert os.listdir(hm_home / "cache" / "install-staging") == []
+
+
+# -- what a killed install leaves -------------------------------------------------------
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_killed_install_leaves_its_copy_where_the_next_install_sweeps_it(tmp_path: Path, hm_home: Path) -> None:
+    # noop-executor rebuilt to hang in `manifest`: the install is killed while it validates.
+    src = tmp_path / "src" / "slow"
+    shutil.copytree(ROOT / "fixtures" / "noop-executor", src)
+    shutil.copytree(ROOT / "fixtures" / "common", tmp_path / "src" / "common")
+    c_file = src / "noop_executor.c"
+    text = c_file.read_text()
+    c_file.write_text(
+        "#include <unistd.h>\n" + text.replace("    fx_begin_manifest(", "    sleep(5);\n    fx_begin_manifest(", 1)
+    )
+    slow = BUILD.compile_c_plugin(src, tmp_path / "out" / f"slow{SUFFIX}")
+    staging = hm_home / "cache" / "install-staging"
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hm", "plugin", "install", str(slow)],
+        env={**os.environ, "NO_COLOR": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own group: the kill takes the validating child too
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not list(staging.glob(f"{proc.pid}.*-*/staged{SUFFIX}")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (left,) = staging.glob(f"{proc.pid}.*-*")  # the staged copy is complete: validation runs now
+        time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert (left / f"staged{SUFFIX}").read_bytes() == slow.read_bytes(), "a killed install cannot clean up"
+
+    result = run_hm("plugin", "install", str(fixture_path("noop-executor")))
+    assert result.returncode == 0, result.stderr
+    assert not left.exists()
+    assert os.listdir(staging) == []
+
+
+def test_stale_partial_files_and_old_staging_folders_are_swept_and_live_ones_kept(
+    tmp_path: Path, hm_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = user_dir(hm_home)
+    folder.mkdir()
+    two_hours_ago = time.time() - 7200
+    host = install_mod._host_tag()
+    other_host = "0" * 8 if host != "0" * 8 else "1" * 8
+    dead, alive = dead_pid(), os.getpid()  # this test process: an install "in progress"
+    names = {
+        "dead": f".noop-executor{SUFFIX}.{dead}.{host}.abcdefgh.partial",
+        "alive": f".other{SUFFIX}.{alive}.{host}.abcdefgh.partial",
+        # Another machine sharing this home folder: its pid means nothing here.
+        "other_host": f".shared{SUFFIX}.{dead}.{other_host}.abcdefgh.partial",
+        "other_host_old": f".shared-old{SUFFIX}.{dead}.{other_host}.abcdefgh.partial",
+        # Written by an older hm: no pid.
+        "old_no_pid": f".old{SUFFIX}.k2j3h4x9.partial",
+        "new_no_pid": f".fresh{SUFFIX}.k2j3h4x9.partial",
+    }
+    for name in names.values():
+        (folder / name).write_bytes(b"half a library")
+    for old in ("old_no_pid", "other_host_old"):
+        os.utime(folder / names[old], (two_hours_ago, two_hours_ago))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "t"))
+    for legacy in ("hm-install-old", "hm-install-new"):
+        (tmp_path / "t" / legacy).mkdir(parents=True)
+        (tmp_path / "t" / legacy / f"staged{SUFFIX}").write_bytes(b"a staged copy")
+    os.utime(tmp_path / "t" / "hm-install-old", (two_hours_ago, two_hours_ago))
+    staging = hm_home / "cache" / "install-staging"
+    (staging / f"{dead}.{host}-abcdefgh").mkdir(parents=True)
+    (staging / f"{alive}.{host}-abcdefgh").mkdir()
+    (staging / f"{dead}.{other_host}-abcdefgh").mkdir()
+
+    result = run_hm("plugin", "install", str(fixture_path("noop-executor")))
+    assert result.returncode == 0, result.stderr
+    kept = [f"noop-executor{SUFFIX}", names["alive"], names["other_host"], names["new_no_pid"]]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(kept)
+    assert sorted(os.listdir(tmp_path / "t")) == ["hm-install-new"]
+    assert sorted(os.listdir(staging)) == sorted([f"{alive}.{host}-abcdefgh", f"{dead}.{other_host}-abcdefgh"])

@@ -22,9 +22,10 @@ from hm import dsl
 from hm.dsl import CachePolicy, PipelineDef, pipeline, step, wait
 from hm.errors import ExitCode, PipelineError
 from hm.pipeline import CommandStep, Pipeline, WaitStep, render_file
+from hm.pipeline.render import render_file_located
 
 HERE = __file__
-STEP_HINT = "see help(hm.dsl.step) for the argument types"
+STEP_HINT = "see step() in docs/pipelines.md for the arguments and their types"
 OUTSIDE_HINT = (
     'call it inside a function decorated with @pipeline("slug"); hm calls that function to render the pipeline'
 )
@@ -207,7 +208,7 @@ def test_a_non_mapping_env_is_a_type_error_naming_the_argument(env: object) -> N
 def test_wait_argument_types_are_checked() -> None:
     err = render_error(lambda: wait(3))  # type: ignore[arg-type]
     assert err.what == "wait(): argument `key`: Expected `str | null`, got `int`"
-    assert err.hint == "see help(hm.dsl.wait) for the argument types"
+    assert err.hint == "see wait() in docs/pipelines.md for the arguments and their types"
     err = render_error(lambda: wait(continue_on_failure="yes"))  # type: ignore[arg-type]
     assert err.what == "wait(): argument `continue_on_failure`: Expected `bool`, got `str`"
 
@@ -234,7 +235,7 @@ def test_pipeline_arguments_are_checked_at_the_decorator_line() -> None:
         pipeline(3)  # type: ignore[arg-type]
     assert info.value.what == "@pipeline: argument `slug`: Expected `str`, got `int`"
     assert info.value.where == where
-    assert info.value.hint == "see help(hm.dsl.pipeline) for the argument types"
+    assert info.value.hint == "see pipeline() in docs/pipelines.md for the arguments and their types"
     with pytest.raises(PipelineError, match=re.escape("@pipeline: argument `env[...]`: Expected `str`, got `int`")):
         pipeline("t", env={"A": 2})  # type: ignore[dict-item]
     with pytest.raises(PipelineError, match=re.escape("argument `default_image`: Expected `str | null`, got `int`")):
@@ -349,6 +350,29 @@ def test_rendering_runs_in_the_project_root_and_imports_helpers_next_to_the_file
         ("cwd", str(tmp_path.resolve())),
     ]
     assert not (tmp_path / ".hm" / "__pycache__").exists()
+
+
+def test_render_reports_the_line_of_the_decorator_and_of_every_step_call(tmp_path: Path) -> None:
+    (tmp_path / ".hm").mkdir()
+    (tmp_path / ".hm" / "_helpers.py").write_text("from hm.dsl import step\n\ndef lint():\n    step('lint', 'ruff')\n")
+    path = write(
+        tmp_path,
+        """
+        from _helpers import lint
+
+        @pipeline("ci")
+        def ci():
+            step("build", "make")
+            wait()
+            lint()
+        """,
+    )
+    first = len(HEADER.splitlines()) + 1  # the line of the text's first line ("from _helpers …")
+    ((p, origin),) = render_file_located(path, cwd=tmp_path)
+    assert [getattr(s, "key", None) for s in p.steps] == ["build", None, "lint"]
+    assert origin.file == ".hm/pipeline.py" and origin.line == first + 2
+    assert origin.steps == (f".hm/pipeline.py:{first + 4}", f".hm/pipeline.py:{first + 5}", ".hm/_helpers.py:4")
+    assert origin.where == f".hm/pipeline.py:{first + 2}"
 
 
 def test_a_syntax_error_is_shown_as_file_and_line(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from hm.pipeline import (
 )
 
 COMMAND_FIELDS = "kind, key, label, cmd, env, image, runner, runner_args, timeout_seconds, cache, builds_in"
-SCHEMA_HINT = "the IR v0 fields are documented in hm/pipeline/ir.py (`hm.pipeline.pipeline_json_schema()`)"
+SCHEMA_HINT = "the IR v0 fields are described in docs/pipelines.md; `hm schema pipeline` prints the JSON Schema"
 
 
 def decode_error(doc: Any, source: str = "ci.json") -> PipelineError:

@@ -159,8 +159,10 @@ def test_an_unknown_slug_lists_the_available_ones(tmp_path: Path) -> None:
 
 def test_no_pipeline_files_gives_the_example(tmp_path: Path) -> None:
     err = select_error(tmp_path)
-    assert err.what == f"no pipeline files in {tmp_path / '.hm'}"
-    assert err.where == str(tmp_path)
+    assert err.what == "no pipeline files (.py or .json) here"
+    assert err.where == str(tmp_path / ".hm")
+    # The path is said once: `error: /p/.hm: no pipeline files (.py or .json) here; create …`
+    assert err.one_line().count(str(tmp_path)) == 1
     assert err.hint == EXAMPLE_HINT
     assert len(err.hint.splitlines()) == 4  # the sentence, then the three-line example
 

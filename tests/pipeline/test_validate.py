@@ -8,7 +8,7 @@ from collections.abc import Collection
 import pytest
 
 from hm.errors import ExitCode, PipelineError
-from hm.pipeline import CommandStep, Pipeline, PipelineValidationError, WaitStep, validate
+from hm.pipeline import CommandStep, Origin, Pipeline, PipelineValidationError, WaitStep, validate
 
 PLUGIN_LIST_HINT = "`hm plugin list` shows the loaded plugins and the runners they provide"
 
@@ -76,11 +76,10 @@ def test_the_error_lists_every_problem_with_slug_source_and_exit_code() -> None:
 
 def test_one_problem_is_singular_and_without_hints_gets_the_dry_run_hint() -> None:
     err = problems_of([cmd("a", builds_in="b")])
-    assert (
-        err.what
-        == "pipeline 'ci' has 1 problem:\n  - step 'a' (steps[0]): builds_in 'b' is not a step of this pipeline"
-    )
-    assert err.hint == "fix these and run `hm run --dry-run` to check"
+    # One problem is one line: no list, and the pipeline is named once.
+    assert err.what == "pipeline 'ci' has 1 problem: step 'a' (steps[0]): builds_in 'b' is not a step of this pipeline"
+    assert err.where == ".hm/ci.py"
+    assert err.hint == "fix it and run `hm run --dry-run` to check"
 
 
 def test_a_duplicate_key_names_both_positions_each_time() -> None:
@@ -204,3 +203,77 @@ def test_a_step_without_runner_needs_a_default_runner() -> None:
         "step 'a' (steps[0]): sets no runner and no loaded plugin provides a default runner (available runners: ssh)",
     )
     assert err.hint == ("set `runner` on the step or install a plugin with a default runner; " + PLUGIN_LIST_HINT)
+
+
+# --- locations -------------------------------------------------------------------------
+
+
+def located(steps: list[CommandStep | WaitStep], origin: Origin, **kw: object) -> PipelineValidationError:
+    with pytest.raises(PipelineValidationError) as info:
+        validate(Pipeline(slug="ci", steps=steps), runners=["shell"], default_runner="shell", source=origin, **kw)  # type: ignore[arg-type]
+    return info.value
+
+
+def test_one_problem_is_located_at_the_line_of_its_step() -> None:
+    origin = Origin(".hm/pipeline.py", 3, (".hm/pipeline.py:5", ".hm/_helpers.py:2"))
+    err = located([cmd("a"), cmd("b", runner="nope")], origin)
+    assert err.where == ".hm/_helpers.py:2"
+    assert err.one_line().startswith(
+        ".hm/_helpers.py:2: pipeline 'ci' has 1 problem: step 'b' (steps[1]): runner 'nope' is not provided"
+    )
+    assert err.locations == (".hm/_helpers.py:2",)
+
+
+def test_several_problems_are_listed_under_the_pipeline_each_at_its_line() -> None:
+    origin = Origin(".hm/pipeline.py", 3, (".hm/pipeline.py:5", ".hm/pipeline.py:6"))
+    err = located([cmd("a", runner="nope"), cmd("b", "")], origin)
+    assert err.where == ".hm/pipeline.py:3"
+    assert err.what.splitlines() == [
+        "pipeline 'ci' has 2 problems:",
+        "  - .hm/pipeline.py:5: step 'a' (steps[0]): runner 'nope' is not provided by any loaded plugin "
+        "(available runners: shell)",
+        "  - .hm/pipeline.py:6: step 'b' (steps[1]): `cmd` is empty",
+    ]
+
+
+def test_a_problem_of_the_whole_pipeline_is_located_at_the_decorator() -> None:
+    err = located([WaitStep()], Origin(".hm/pipeline.py", 3, (".hm/pipeline.py:5",)))
+    assert (err.where, err.what) == (".hm/pipeline.py:3", "pipeline 'ci' has 1 problem: it has no command steps")
+
+
+def test_ir_json_problems_are_located_by_file_and_step_index() -> None:
+    err = located([cmd("a", runner="nope")], Origin("ci.json"))
+    assert err.where == "ci.json"
+    assert err.what.startswith("pipeline 'ci' has 1 problem: step 'a' (steps[0]): runner 'nope'")
+
+
+# --- environment variable names --------------------------------------------------------
+
+
+def warnings_of(step_env: dict[str, str], pipeline_env: dict[str, str] | None = None) -> list[str]:
+    pipeline = Pipeline(slug="ci", env=pipeline_env or {}, steps=[cmd("a", env=step_env)])
+    found = validate(pipeline, runners=["shell"], default_runner="shell", source=Origin("p.py", 1, ("p.py:4",)))
+    return [w.one_line() for w in found]
+
+
+@pytest.mark.parametrize("name", ["MY VAR", "ÄX", "1A", "my-var", "a.b"])
+def test_an_env_name_no_shell_can_expand_is_accepted_with_a_warning(name: str) -> None:
+    (line,) = warnings_of({name: "1"})
+    assert line.startswith(f"p.py:4: pipeline 'ci', step 'a' (steps[0]): environment variable name {name!r} ")
+    assert "is not a shell variable name" in line and "dash" in line
+    assert "see 'Environment variables' in docs/pipelines.md" in line
+
+
+def test_the_warning_suggests_a_shell_name() -> None:
+    assert "rename it to 'MY_VAR'" in warnings_of({"MY VAR": "1"})[0]
+    assert "rename it to '_1A'" in warnings_of({"1A": "1"})[0]
+
+
+def test_a_pipeline_env_name_is_warned_at_the_pipeline() -> None:
+    (line,) = warnings_of({}, {"BAD NAME": "1"})
+    assert line.startswith("p.py:1: pipeline 'ci', the pipeline: environment variable name 'BAD NAME' ")
+
+
+@pytest.mark.parametrize("name", ["PATH", "_x1", "lower_case", "A1_"])
+def test_shell_names_give_no_warning(name: str) -> None:
+    assert warnings_of({name: "1"}) == []

@@ -65,3 +65,50 @@ def test_requires_hm_that_is_not_a_range() -> None:
     with pytest.raises(PluginLoadError) as info:
         decode(manifest(requires_hm="soon"))
     assert "is not a semver range" in info.value.what
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [
+        (
+            ArgSpec(name="times", kind="option", type="int", default="one"),
+            "argument 'times' of 'go' is an int option, but its default 'one' is a string",
+        ),
+        (
+            ArgSpec(name="times", kind="option", type="int", default=True),
+            "argument 'times' of 'go' is an int option, but its default True is a bool",
+        ),
+        (
+            ArgSpec(name="shout", kind="flag", default="yes"),
+            "argument 'shout' of 'go' is a flag, but its default 'yes' is a string",
+        ),
+        (
+            ArgSpec(name="who", type="string", default=3),
+            "argument 'who' of 'go' is a string argument, but its default 3 is an int",
+        ),
+        (
+            ArgSpec(name="dry", kind="option", type="bool", default=1),
+            "argument 'dry' of 'go' is a bool option, but its default 1 is an int",
+        ),
+    ],
+)
+def test_a_default_of_the_wrong_type_is_refused_naming_the_argument(arg: ArgSpec, message: str) -> None:
+    with pytest.raises(PluginLoadError) as info:
+        decode(manifest(capabilities=[SubcommandCapability(verb=["go"], args=[arg])]))
+    assert info.value.what == f"its manifest is invalid: {message}"
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        ArgSpec(name="n", kind="option", type="int", default=3),
+        ArgSpec(name="b", kind="option", type="bool", default=False),
+        ArgSpec(name="s", default="x"),
+        ArgSpec(name="f", kind="flag", default=True),
+        ArgSpec(name="f", kind="flag", type="int", default=False),  # a flag is a bool whatever its type
+        ArgSpec(name="n", kind="option", type="int"),
+    ],
+)
+def test_a_default_of_the_arguments_type_is_accepted(arg: ArgSpec) -> None:
+    decoded = decode(manifest(capabilities=[SubcommandCapability(verb=["go"], args=[arg])]))
+    assert decoded.capabilities[0].args[0].default == arg.default  # type: ignore[union-attr]

@@ -303,6 +303,7 @@ impl FromValue for BuildEvent {
                     chain: f.required("chain")?,
                     step_key: f.required("step_key")?,
                     reason: f.required("reason")?,
+                    exit_code: f.optional("exit_code")?,
                 })
             }
             "build_finished" => {
@@ -370,7 +371,10 @@ impl Encode for BuildEvent {
                     .field("message", &e.message);
             }
             BuildEvent::ChainFailed(e) => {
-                m.field("chain", &e.chain).field("step_key", &e.step_key).field("reason", &e.reason);
+                m.field("chain", &e.chain)
+                    .field("step_key", &e.step_key)
+                    .field("reason", &e.reason)
+                    .field("exit_code", &e.exit_code);
             }
             BuildEvent::BuildFinished(e) => {
                 m.field("status", &e.status)
@@ -550,6 +554,9 @@ pub struct ChainFailed {
     pub step_key: String,
     /// Why.
     pub reason: String,
+    /// The failed step's exit code (124 for a timeout); `None` when it has none, e.g.
+    /// its runner failed before the command ran, or the host predates the field.
+    pub exit_code: Option<i64>,
 }
 
 impl ChainFailed {
@@ -567,6 +574,7 @@ impl ChainFailed {
             chain: chain.into(),
             step_key: step_key.into(),
             reason: reason.into(),
+            exit_code: None,
         }
     }
 }
