@@ -5,7 +5,7 @@
  * execute_step does, in this order:
  *   1. decode ExecutorInput (anything malformed -> PluginError invalid_input);
  *   2. return "cancelled" at once if the host already asks to stop;
- *   3. warn (in the step's stderr log) that step.image is ignored;
+ *   3. refuse a step with an image (PluginError image_unsupported);
  *   4. prepare the workspace: copy base_workspace, or extract the run's
  *      archive (should_cancel is polled throughout);
  *   5. run /bin/sh -c <cmd> (spawn.c), streaming its output;
@@ -33,113 +33,6 @@
 #define SH_INPUT_SUGGESTION                                                                    \
     "this is a bug in the host or in a plugin that calls the shell runner: ExecutorInput is " \
     "defined in hm_plugin_sdk/protocol.py"
-
-/* ======================================================================== */
-/* Shared helpers (declared in shell.h)                                     */
-/* ======================================================================== */
-
-void sh_force_utf8(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        unsigned c = p[0];
-        size_t n, i;
-        uint32_t cp, min;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 2, cp = c & 0x1fu, min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 3, cp = c & 0x0fu, min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 4, cp = c & 0x07u, min = 0x10000;
-        } else {
-            *p++ = '?';
-            continue;
-        }
-        /* a NUL (end of string) fails the continuation test, so we never run past it */
-        for (i = 1; i < n; i++) {
-            if ((p[i] & 0xc0u) != 0x80u)
-                break;
-            cp = (cp << 6) | (p[i] & 0x3fu);
-        }
-        if (i < n || cp < min || cp > 0x10ffffu || (cp >= 0xd800u && cp <= 0xdfffu)) {
-            *p++ = '?'; /* replace the lead byte; continuation bytes follow suit */
-            continue;
-        }
-        p += n;
-    }
-}
-
-int sh_err_set(sh_error_t *err, const char *code, const char *suggestion, const char *fmt, ...)
-{
-    va_list ap;
-    snprintf(err->code, sizeof err->code, "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    snprintf(err->suggestion, sizeof err->suggestion, "%s", suggestion ? suggestion : "");
-    err->retryable = 0;
-    /* paths, entry names and errno texts come from outside: a msgpack str must
-     * be UTF-8, and snprintf may have cut a multi-byte character in half */
-    sh_force_utf8(err->message);
-    sh_force_utf8(err->suggestion);
-    return SH_FAILED;
-}
-
-const char *sh_strerror(int errnum, char *buf, size_t len)
-{
-    if (len == 0)
-        return "";
-    buf[0] = '\0';
-#if defined(__GLIBC__) && defined(_GNU_SOURCE)
-    {
-        /* GNU variant: may return a static string instead of filling buf */
-        const char *s = strerror_r(errnum, buf, len);
-        if (s != buf)
-            snprintf(buf, len, "%s", s ? s : "");
-    }
-#else
-    if (strerror_r(errnum, buf, len) != 0)
-        buf[0] = '\0';
-#endif
-    if (buf[0] == '\0')
-        snprintf(buf, len, "error %d", errnum);
-    sh_force_utf8(buf); /* localised messages need not be UTF-8 */
-    return buf;
-}
-
-void sh_log(const sh_ctx_t *ctx, int32_t level, const char *fmt, ...)
-{
-    char msg[2048];
-    va_list ap;
-    if (ctx->host == NULL || !HM_TABLE_HAS(ctx->host, hm_host_api_t, log) || ctx->host->log == NULL)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    sh_force_utf8(msg);
-    ctx->host->log(ctx->call, level, (const uint8_t *)msg, strlen(msg));
-}
-
-int sh_should_cancel(const sh_ctx_t *ctx)
-{
-    if (ctx->host == NULL || !HM_TABLE_HAS(ctx->host, hm_host_api_t, should_cancel) ||
-        ctx->host->should_cancel == NULL)
-        return 0;
-    /* HM_CANCELLED, but also HM_ERR_STALE_CALL or any other code: stop */
-    return ctx->host->should_cancel(ctx->call) != HM_OK;
-}
-
-void sh_emit_log(const sh_ctx_t *ctx, int32_t stream, const uint8_t *data, size_t len)
-{
-    if (len == 0 || ctx->host == NULL || !HM_TABLE_HAS(ctx->host, hm_host_api_t, emit_step_log) ||
-        ctx->host->emit_step_log == NULL)
-        return;
-    ctx->host->emit_step_log(ctx->call, stream, data, len);
-}
 
 /* ======================================================================== */
 /* Output encoding                                                          */
@@ -689,15 +582,17 @@ static hm_status_t execute_step(void *instance, hm_call_t call, const uint8_t *i
         return write_result(out, 130, "cancelled", "cancelled");
     }
 
-    /* 3. images are a container runner's business */
+    /* 3. images are a container runner's business: a step with an image never
+     *    silently runs without one (hm's validation refuses it first; this
+     *    guards other hosts and plugins that call the shell runner) */
     if (in.image != NULL) {
-        char line[1024];
-        snprintf(line, sizeof line,
-                 "warning: step '%s' names image '%s'; the shell runner ignores images and runs "
-                 "the command on this machine\n",
-                 in.key, in.image);
-        sh_force_utf8(line);
-        sh_emit_log(&ctx, HM_STREAM_STDERR, (const uint8_t *)line, strlen(line));
+        sh_err_set(&err, "image_unsupported",
+                   "leave `runner` unset (or set runner=\"container\") to run the step in its image, "
+                   "or remove the image to run it on this machine",
+                   "the shell runner cannot run images; step '%s' names image '%s'", in.key,
+                   in.image);
+        input_free(&in);
+        return write_error(out, &err);
     }
 
     /* 4. workspace */

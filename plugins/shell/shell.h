@@ -10,6 +10,8 @@
  * Layout of the plugin:
  *   shell.c        entry point, vtable, manifest, ExecutorInput decoding,
  *                  StepResult / PluginError encoding, the order of the work
+ *   support.c      shared helpers (errors, strerror, UTF-8, guarded host
+ *                  calls); plugins/container compiles it too
  *   spawn.c        environment, fork/exec of /bin/sh -c, output streaming,
  *                  cancel / timeout, reaping
  *   tar_extract.c  streaming extractor for the run's workspace archive
@@ -90,7 +92,7 @@ typedef struct sh_error {
     int retryable;
 } sh_error_t;
 
-/* ---- shell.c: shared helpers ------------------------------------------- */
+/* ---- support.c: shared helpers ------------------------------------------ */
 
 /* Fills *err (code, optional suggestion, printf-style message). Returns
  * SH_FAILED so callers can `return sh_err_set(...)`. */
