@@ -214,9 +214,7 @@ def _requirement_flags(modules: list[str], headers: list[str]) -> tuple[list[str
     missing = [m for m in modules if subprocess.run([pkg_config, "--exists", m], check=False).returncode != 0]
     if missing:
         return [], f"pkg-config finds no {', '.join(missing)}"
-    found = subprocess.run(
-        [pkg_config, "--cflags", "--libs", *modules], capture_output=True, text=True, check=False
-    )
+    found = subprocess.run([pkg_config, "--cflags", "--libs", *modules], capture_output=True, text=True, check=False)
     if found.returncode != 0:
         return [], f"pkg-config --cflags --libs {' '.join(modules)} failed: {found.stderr.strip()}"
     flags = shlex.split(found.stdout)

@@ -76,6 +76,7 @@ def _problems(m: PluginManifest):  # type: ignore[no-untyped-def]
             for r in cap.runners:
                 if not _NAME.match(r):
                     yield f"runner name {r!r} must be lowercase letters, digits, '-', '_' or '.'"
+            yield from _runner_arg_problems(cap)
         elif isinstance(cap, SubcommandCapability):
             path = tuple(cap.verb)
             if not path or not all(_WORD.match(w) for w in path):
@@ -92,6 +93,24 @@ def _problems(m: PluginManifest):  # type: ignore[no-untyped-def]
         elif isinstance(cap, LifecycleHookCapability):
             if cap.timeout_ms <= 0:
                 yield f"a {cap.phase} hook has timeout_ms {cap.timeout_ms}; it must be positive"
+
+
+def _runner_arg_problems(cap: StepExecutorCapability):  # type: ignore[no-untyped-def]
+    """A runner_args declaration hm can check pipelines against."""
+    names: set[str] = set()
+    for spec in cap.runner_args or []:
+        if not spec.name or spec.name in names:
+            yield f"runner_args {spec.name!r} is declared twice or has no name"
+        names.add(spec.name)
+        if not spec.types:
+            yield f"runner_args {spec.name!r} lists no types"
+        if (spec.choices or spec.pattern is not None) and "string" not in spec.types:
+            yield f"runner_args {spec.name!r} has choices or a pattern but does not accept strings"
+        if spec.pattern is not None:
+            try:
+                re.compile(spec.pattern)
+            except re.error as exc:
+                yield f"runner_args {spec.name!r} has an invalid pattern {spec.pattern!r} ({exc})"
 
 
 def _check_requires(m: PluginManifest, path: str) -> None:

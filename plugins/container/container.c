@@ -220,9 +220,9 @@ static hm_status_t manifest(void *instance, hm_call_t call, hm_buf_t *out)
     hm_mp_write_array(&w, 4);
     /* the same rules input.c applies (valid_user, parse_size) */
     write_arg_spec(&w, "user", str_int, 2, NULL, 0, "[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?",
-                   "the user (name or uid, optionally :group) the command runs as");
+                   "the user to run as: a name or uid, optionally with :group, e.g. \"1000:1000\"");
     write_arg_spec(&w, "network", str, 1, networks, 3, NULL,
-                   "the container's network: none, host or bridge (default: the engine's)");
+                   "the container's network: none, host or bridge; default: the engine's");
     write_arg_spec(&w, "memory", str_int, 2, NULL, 0,
                    "[0-9]+(\\.[0-9]+)?([bB]|[kKmMgGtT][iI]?[bB]?)?",
                    "memory limit: bytes as an int, or a size like \"512m\" or \"2g\"");
