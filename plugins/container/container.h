@@ -81,6 +81,9 @@ typedef struct ct_engine {
 typedef int (*ct_stop_fn)(void *arg);
 /* Receives the body of a streaming request, chunk by chunk, as it arrives. */
 typedef void (*ct_data_fn)(void *arg, const uint8_t *data, size_t len);
+/* Called once when a streaming request's answer has begun (2xx headers in);
+ * nonzero (with *err set) aborts the request with that error. */
+typedef int (*ct_ready_fn)(void *arg, sh_error_t *err);
 
 /* Outcomes of requests that can be stopped or can find nothing. */
 #define CT_OK 0
@@ -111,10 +114,14 @@ int ct_container_create(const ct_engine_t *eng, const char *name, const json_t *
 /* POST /containers/{id}/start */
 int ct_container_start(const ct_engine_t *eng, const char *id, sh_error_t *err);
 
-/* GET /containers/{id}/logs?follow=1&stdout=1&stderr=1: streams until the
- * container ends (CT_OK) or stop() says so (CT_STOPPED). */
-int ct_container_logs(const ct_engine_t *eng, const char *id, ct_data_fn on_data, ct_stop_fn stop,
-                      void *arg, sh_error_t *err);
+/* POST /containers/{id}/attach?stream=1&stdout=1&stderr=1: the container's
+ * output from the moment of attaching, live and lossless (a log-file follow,
+ * Podman 4's at least, drops lines under fast output). on_ready runs once the
+ * stream is open — that is when to start the container, so nothing it
+ * prints is missed. Streams until the container ends (CT_OK) or stop() says
+ * so (CT_STOPPED). */
+int ct_container_attach(const ct_engine_t *eng, const char *id, ct_ready_fn on_ready,
+                        ct_data_fn on_data, ct_stop_fn stop, void *arg, sh_error_t *err);
 
 /* POST /containers/{id}/wait: the container's exit status once it ended, or
  * CT_STOPPED if stop() said so first (stop may be NULL). */

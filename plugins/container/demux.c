@@ -4,7 +4,7 @@
  * A container created without a TTY sends its output (attach and logs alike)
  * as frames: an 8-byte header {stream type, 0, 0, 0, payload size as a
  * big-endian uint32}, then the payload. Stream type 1 is stdout, 2 stderr,
- * 0 stdin (never sent for logs; dropped). libcurl hands over the body in
+ * 0 stdin (never sent here; dropped). libcurl hands over the body in
  * arbitrary chunks, so a header may be split across two chunks: the parser
  * keeps the header bytes it has and the payload bytes still due, and sends
  * every piece of payload to emit_step_log at once, partial lines included,

@@ -103,6 +103,8 @@ int ct_engine_find(ct_engine_t *eng, sh_error_t *err)
 typedef struct reply {
     CURL *handle;
     long status; /* HTTP status, once known */
+    int headers_done;   /* the response's header block has ended */
+    ct_ready_fn on_ready; /* streaming: called once, when a 2xx stream has begun */
     char *body;  /* the body (non-streaming, or any error body), NUL-terminated */
     size_t len, cap;
     int truncated;
@@ -138,6 +140,19 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     memcpy(rep->body + rep->len, ptr, n);
     rep->len += n;
     rep->body[rep->len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
+{
+    reply_t *rep = (reply_t *)userdata;
+    size_t n = size * nmemb;
+    /* the empty line that ends the header block */
+    if ((n == 2 && line[0] == '\r' && line[1] == '\n') || (n == 1 && line[0] == '\n')) {
+        curl_easy_getinfo(rep->handle, CURLINFO_RESPONSE_CODE, &rep->status);
+        if (rep->status >= 200)
+            rep->headers_done = 1;
+    }
     return n;
 }
 
@@ -222,7 +237,7 @@ static int perform(const ct_engine_t *eng, const char *method, const char *path,
     CURL *h = NULL;
     CURLMsg *msg;
     CURLcode result = CURLE_OK;
-    int running = 1, queued, rc = CT_OK, stopped = 0;
+    int running = 1, queued, rc = CT_OK, stopped = 0, ready_called = 0;
 
     if ((size_t)snprintf(url, sizeof url, "http://localhost%s", path) >= sizeof url)
         return sh_err_set(err, "engine_error", NULL, "request path too long (%.100s...)", path);
@@ -240,6 +255,8 @@ static int perform(const ct_engine_t *eng, const char *method, const char *path,
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, rep);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, rep);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
     if (timeout_s > 0)
         curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
@@ -261,6 +278,13 @@ static int perform(const ct_engine_t *eng, const char *method, const char *path,
     while (running) {
         if (curl_multi_perform(multi, &running) != CURLM_OK)
             break;
+        if (rep->on_ready != NULL && rep->headers_done && !ready_called) {
+            ready_called = 1;
+            if (rep->status >= 200 && rep->status < 300 && rep->on_ready(stop_arg, err) != 0) {
+                rc = SH_FAILED; /* *err is the callback's */
+                goto out;
+            }
+        }
         if (!running)
             break;
         if (stop != NULL && stop(stop_arg)) {
@@ -429,18 +453,22 @@ int ct_container_start(const ct_engine_t *eng, const char *id, sh_error_t *err)
     return rc;
 }
 
-int ct_container_logs(const ct_engine_t *eng, const char *id, ct_data_fn on_data, ct_stop_fn stop,
-                      void *arg, sh_error_t *err)
+int ct_container_attach(const ct_engine_t *eng, const char *id, ct_ready_fn on_ready,
+                        ct_data_fn on_data, ct_stop_fn stop, void *arg, sh_error_t *err)
 {
+    const char *what = "attach to the step's container";
     char path[160];
     reply_t rep = {0};
     int rc;
     rep.on_data = on_data;
+    rep.on_ready = on_ready;
     rep.arg = arg;
-    snprintf(path, sizeof path, "/containers/%s/logs?follow=1&stdout=1&stderr=1", id);
-    rc = perform(eng, "GET", path, NULL, 0, &rep, stop, arg, "stream the step's output", err);
+    /* No "Upgrade: tcp": the engine then answers 200 and streams until the
+     * container ends, which is a plain HTTP body to libcurl. */
+    snprintf(path, sizeof path, "/containers/%s/attach?stream=1&stdout=1&stderr=1", id);
+    rc = perform(eng, "POST", path, NULL, 0, &rep, stop, arg, what, err);
     if (rc == CT_OK && (rep.status < 200 || rep.status >= 300))
-        rc = http_error(eng, &rep, "stream the step's output", err);
+        rc = http_error(eng, &rep, what, err);
     reply_free(&rep);
     return rc;
 }

@@ -3,12 +3,13 @@
  *
  *   ct_check_image: the image must be in the engine's store (hm never pulls:
  *                   a build should not depend on what a registry serves today);
- *   ct_run:         create (env, /workspace bind mount, runner_args) -> start ->
- *                   stream the logs -> wait -> inspect (OOM) -> remove.
+ *   ct_run:         create (env, /workspace bind mount, runner_args) -> attach
+ *                   -> start -> stream -> wait -> inspect (OOM) -> remove.
  *
- * The logs request follows the container until it ends, as docker-py's
- * containers.run() does; it is asked every 100 ms whether to stop (cancel, or
- * the step's timeout), and then the container is killed. Whatever happens
+ * As `docker run` does, the runner attaches before it starts the container, so
+ * the output stream is complete from the first byte; the attach request lasts
+ * until the container ends and is asked every 100 ms whether to stop (cancel,
+ * or the step's timeout), and then the container is killed. Whatever happens
  * after a successful create — a failed start, a lost engine, cancel — the
  * container is removed (force, with its anonymous volumes). If even the create
  * request's answer was lost, the container is removed by its name, which is
@@ -171,6 +172,10 @@ static void container_name(const ct_input_t *in, char *out, size_t cap)
 
 typedef struct watch {
     const sh_ctx_t *ctx;
+    const ct_engine_t *eng;
+    const ct_input_t *in;
+    const char *id;
+    int started;
     double deadline; /* CLOCK_MONOTONIC seconds; 0: none */
     ct_outcome_t why;
     ct_demux_t demux;
@@ -193,6 +198,22 @@ static int should_stop(void *arg)
 static void on_output(void *arg, const uint8_t *data, size_t len)
 {
     ct_demux_feed(&((watch_t *)arg)->demux, data, len);
+}
+
+/* The attach stream is open: start the container (and its timeout clock). */
+static int on_attached(void *arg, sh_error_t *err)
+{
+    watch_t *w = (watch_t *)arg;
+    if (ct_container_start(w->eng, w->id, err) != CT_OK) {
+        if (err->suggestion[0] == '\0')
+            snprintf(err->suggestion, sizeof err->suggestion,
+                     "the runner starts /bin/sh -c CMD in the image, so the image needs /bin/sh");
+        return SH_FAILED;
+    }
+    w->started = 1;
+    if (w->in->timeout > 0)
+        w->deadline = now_s() + w->in->timeout;
+    return 0;
 }
 
 /* Removes the container; a failure is reported in the step's log (the step's
@@ -241,28 +262,21 @@ int ct_run(const sh_ctx_t *ctx, const ct_engine_t *eng, const ct_input_t *in, ct
 
     memset(&watch, 0, sizeof watch);
     watch.ctx = ctx;
+    watch.eng = eng;
+    watch.in = in;
+    watch.id = id;
     ct_demux_init(&watch.demux, ctx);
     if (should_stop(&watch)) { /* cancelled while the container was being created */
         res->outcome = watch.why;
         goto remove;
     }
-    if (ct_container_start(eng, id, err) != CT_OK) {
-        if (err->suggestion[0] == '\0')
-            snprintf(err->suggestion, sizeof err->suggestion,
-                     "the runner starts /bin/sh -c CMD in the image, so the image needs /bin/sh");
-        rc = SH_FAILED;
-        goto remove;
-    }
-    if (in->timeout > 0)
-        watch.deadline = now_s() + in->timeout;
 
-    rc = ct_container_logs(eng, id, on_output, should_stop, &watch, err);
-    if (rc == SH_FAILED) {
-        /* e.g. an engine set to log nowhere: the step can still run, unseen */
-        sh_log(ctx, HM_LOG_WARNING, "no output from container %s: %s", name, err->message);
-        memset(err, 0, sizeof *err);
-        rc = CT_OK;
-    }
+    rc = ct_container_attach(eng, id, on_attached, on_output, should_stop, &watch, err);
+    if (rc == CT_OK && !watch.started) /* the stream ended before it began */
+        rc = sh_err_set(err, "engine_error", NULL,
+                        "the container engine (unix://%s) closed the stream of container %s "
+                        "before it started",
+                        eng->socket, name);
     if (rc == CT_OK)
         rc = ct_container_wait(eng, id, should_stop, &watch, &res->exit_status, err);
     if (rc == CT_STOPPED) {
