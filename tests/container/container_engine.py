@@ -144,6 +144,14 @@ def _unmount_below(base: Path) -> None:
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
+@pytest.fixture(scope="session", name="runner_built")
+def runner_built_fixture() -> Path:
+    """The bundled container runner's library (for tests that need no engine)."""
+    if not CONTAINER_PLUGIN.exists():
+        _unavailable(f"the container runner was not built ({CONTAINER_PLUGIN} is missing: libcurl/jansson headers?)")
+    return CONTAINER_PLUGIN
+
+
 @pytest.fixture(scope="session", name="engine")
 def engine_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """Podman's API service on a private socket for the whole session, with the test image."""
