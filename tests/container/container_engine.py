@@ -21,6 +21,7 @@ side by side. Where Podman is not installed the tests skip, saying so; under CI
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -152,15 +153,12 @@ def runner_built_fixture() -> Path:
     return CONTAINER_PLUGIN
 
 
-@pytest.fixture(scope="session", name="engine")
-def engine_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """Podman's API service on a private socket for the whole session, with the test image."""
-    for tool in ("podman", "runc", "busybox"):
-        if shutil.which(tool) is None and not (tool == "busybox" and Path("/bin/busybox").exists()):
-            _unavailable(f"{tool} is not installed")
-    if not CONTAINER_PLUGIN.exists():
-        _unavailable(f"the container runner was not built ({CONTAINER_PLUGIN} is missing: libcurl/jansson headers?)")
-    base = tmp_path_factory.mktemp("podman")
+@contextlib.contextmanager
+def podman_service(base: Path) -> Iterator[Engine]:
+    """Podman's API service with its own storage under ``base``, and the test image in it.
+
+    Raises :class:`RuntimeError` if it does not come up (the tests and bench/bench_container.py use this).
+    """
     conf = base / "containers.conf"
     conf.write_text(CONTAINERS_CONF)
     sock = base / "api.sock"
@@ -181,7 +179,7 @@ def engine_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]
         deadline = time.monotonic() + 30
         while not _ping(sock):
             if service.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"podman system service did not start: {(base / 'service.log').read_text()[-2000:]}")
+                raise RuntimeError(f"podman system service did not start: {(base / 'service.log').read_text()[-2000:]}")
             time.sleep(0.05)
         eng = Engine(socket=sock, image=IMAGE)
         tar = _busybox_rootfs_tar(base)
@@ -197,6 +195,31 @@ def engine_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]
         log.close()
         _unmount_below(base)
         shutil.rmtree(base / "root", ignore_errors=True)
+
+
+def podman_missing() -> str | None:
+    """Why this machine cannot run the engine, or ``None``."""
+    for tool in ("podman", "runc"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    if shutil.which("busybox") is None and not Path("/bin/busybox").exists():
+        return "busybox is not installed"
+    if not CONTAINER_PLUGIN.exists():
+        return f"the container runner was not built ({CONTAINER_PLUGIN} is missing: libcurl/jansson headers?)"
+    return None
+
+
+@pytest.fixture(scope="session", name="engine")
+def engine_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """Podman's API service on a private socket for the whole session, with the test image."""
+    missing = podman_missing()
+    if missing is not None:
+        _unavailable(missing)
+    try:
+        with podman_service(tmp_path_factory.mktemp("podman")) as eng:
+            yield eng
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(name="no_container_left")
