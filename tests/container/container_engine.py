@@ -171,6 +171,7 @@ def podman_service(base: Path) -> Iterator[Engine]:
     service = subprocess.Popen(
         ["podman", *storage, "system", "service", "--time=0", f"unix://{sock}"],
         env=env,
+        cwd=base,  # conmon drops files (e.g. "oom") in its working directory
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # a Ctrl-C test signals hm, never the service
