@@ -11,7 +11,9 @@ Two jobs, both driven from here so ``pip install .`` and a developer use the sam
   bundled plugin in ``hm/bundled_plugins/``; every directory under ``fixtures/``
   becomes a test fixture in ``build/fixtures/``. A directory with ``Cargo.toml``
   is built with ``cargo --offline``; otherwise its ``*.c`` files are compiled with
-  the system C compiler against ``hm_plugin_sdk/include``.
+  the system C compiler against ``hm_plugin_sdk/include``. A directory with a
+  ``build.toml`` names system libraries it needs (see "Plugins with
+  requirements" below): where they are missing it is skipped, not failed.
 
 Usage::
 
@@ -29,6 +31,8 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from cffi import FFI
@@ -71,9 +75,11 @@ def _compiler() -> list[str]:
     return shlex.split(cc)
 
 
-def compile_c_plugin(src_dir: Path, out: Path) -> Path:
-    """Compile the C sources of ``src_dir`` into the shared library ``out``."""
-    sources = sorted(str(p) for p in src_dir.glob("*.c"))
+def compile_c_plugin(
+    src_dir: Path, out: Path, *, extra_sources: Sequence[Path] = (), extra_flags: Sequence[str] = ()
+) -> Path:
+    """Compile the C sources of ``src_dir`` (plus ``extra_sources``) into the shared library ``out``."""
+    sources = sorted(str(p) for p in src_dir.glob("*.c")) + [str(p) for p in extra_sources]
     if not sources:
         raise SystemExit(f"build.py: {src_dir} has no .c files and no Cargo.toml")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +87,7 @@ def compile_c_plugin(src_dir: Path, out: Path) -> Path:
     if sys.platform == "darwin":
         flags += ["-undefined", "dynamic_lookup"]
     extra = src_dir / "cflags.txt"
-    extra_flags = shlex.split(extra.read_text()) if extra.exists() else []
+    extra_flags = [*extra_flags, *(shlex.split(extra.read_text()) if extra.exists() else [])]
     tmp = out.with_name(out.name + ".tmp")
     cmd = [*_compiler(), *flags, f"-I{INCLUDE}", *sources, "-o", str(tmp), *extra_flags, "-lpthread"]
     subprocess.run(cmd, check=True)
@@ -142,9 +148,95 @@ def compile_tree(src_root: Path, out_dir: Path, *, only_stale: bool = False) -> 
             continue
         if (src_dir / "Cargo.toml").exists():
             built.append(compile_rust_plugin(src_dir, out))
+        elif (src_dir / BUILD_SPEC).exists():
+            built.extend(compile_plugin_with_requirements(src_dir, out))
         elif any(src_dir.glob("*.c")):
             built.append(compile_c_plugin(src_dir, out))
     return built
+
+
+# ---------------------------------------------------------------------------
+# Plugins with requirements (plugins/<name>/build.toml)
+#
+# A plugin that needs system libraries (the container runner: libcurl and
+# jansson) says so in build.toml: ``pkg-config`` modules, ``headers`` a test
+# program must compile with, the ``debian-packages`` that provide them, the
+# ``runners`` it would claim, and ``shared-sources`` from other plugin folders.
+# Where the libraries are present it is built like any C plugin, with the
+# modules' flags. Where they are not, ``pip install .`` still succeeds: the
+# library is not built, and ``<name>.unavailable.json`` next to the bundled
+# plugins tells hm why (hm/runtime/unavailable.py reads it), so that
+# ``hm plugin list`` and a pipeline that needs the runner can say what to
+# install.
+
+BUILD_SPEC = "build.toml"
+UNAVAILABLE_SUFFIX = ".unavailable.json"
+
+
+def compile_plugin_with_requirements(src_dir: Path, out: Path) -> list[Path]:
+    """Build the plugin of ``src_dir`` into ``out`` if its requirements are met.
+
+    :returns: ``[out]``, or ``[]`` when it was skipped (the marker file says why).
+    """
+    import json
+    import tomllib
+
+    spec = tomllib.loads((src_dir / BUILD_SPEC).read_text())
+    marker = out.with_name(src_dir.name + UNAVAILABLE_SUFFIX)
+    shared = [(src_dir / rel).resolve() for rel in spec.get("shared-sources", [])]
+    flags, problem = _requirement_flags(spec.get("pkg-config", []), spec.get("headers", []))
+    if problem is not None:
+        packages = spec.get("debian-packages", [])
+        out.unlink(missing_ok=True)  # a library from an earlier build would not tell the truth
+        out.parent.mkdir(parents=True, exist_ok=True)
+        record = {"format": 1, "name": src_dir.name, "runners": spec.get("runners", []), "reason": problem}
+        record["debian_packages"] = packages
+        tmp = marker.with_name(marker.name + ".tmp")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(tmp, marker)
+        print(
+            f"build.py: not building plugins/{src_dir.name}: {problem}; "
+            f"install {' '.join(packages)} (Debian/Ubuntu) and build again",
+            file=sys.stderr,
+        )
+        return []
+    marker.unlink(missing_ok=True)
+    includes = sorted({f"-I{p.parent}" for p in shared})
+    return [compile_c_plugin(src_dir, out, extra_sources=shared, extra_flags=[*includes, *flags])]
+
+
+def _requirement_flags(modules: list[str], headers: list[str]) -> tuple[list[str], str | None]:
+    """Compiler and linker flags for ``modules``, or why they cannot be had.
+
+    pkg-config (``$PKG_CONFIG`` if set, as autoconf does) gives the flags; a test
+    program that includes ``headers`` and links proves them, since a ``.pc`` file
+    can outlive its headers.
+    """
+    if not modules:
+        return [], None
+    pkg_config = os.environ.get("PKG_CONFIG") or "pkg-config"
+    if shutil.which(pkg_config) is None:
+        return [], f"{pkg_config} is not installed, so {', '.join(modules)} cannot be found"
+    missing = [m for m in modules if subprocess.run([pkg_config, "--exists", m], check=False).returncode != 0]
+    if missing:
+        return [], f"pkg-config finds no {', '.join(missing)}"
+    found = subprocess.run([pkg_config, "--cflags", "--libs", *modules], capture_output=True, text=True, check=False)
+    if found.returncode != 0:
+        return [], f"pkg-config --cflags --libs {' '.join(modules)} failed: {found.stderr.strip()}"
+    flags = shlex.split(found.stdout)
+    with tempfile.TemporaryDirectory(prefix="hm-build-") as tmp:
+        test = Path(tmp) / "requirements.c"
+        test.write_text("".join(f"#include <{h}>\n" for h in headers) + "int main(void) { return 0; }\n")
+        compiled = subprocess.run(
+            [*_compiler(), str(test), "-o", str(Path(tmp) / "a.out"), *flags],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if compiled.returncode != 0:
+        first = next((line for line in compiled.stderr.splitlines() if "error" in line), compiled.stderr.strip())
+        return [], f"a test program with {', '.join(headers) or 'them'} does not build: {first.strip()}"
+    return flags, None
 
 
 def build_bundled(out_dir: Path = BUNDLED_OUT) -> list[Path]:

@@ -40,6 +40,7 @@ __all__ = [
     "PluginEvent",
     "PluginEventEmitted",
     "PluginManifest",
+    "RunnerArgSpec",
     "StepExecutorCapability",
     "StepFinished",
     "StepLog",
@@ -61,12 +62,32 @@ class _Message(msgspec.Struct, kw_only=True, omit_defaults=True):
 # Manifest
 
 
+class RunnerArgSpec(_Message, kw_only=True):
+    """One key of ``runner_args`` a runner accepts; hm checks a pipeline against it before a run starts."""
+
+    name: str
+    #: The value types accepted: ``"string"``, ``"int"``, ``"number"`` (int or float), ``"bool"``.
+    types: list[Literal["string", "int", "number", "bool"]]
+    #: For a string: the only values allowed (empty: any).
+    choices: list[str] = []
+    #: For a string: a regular expression (Python ``re`` syntax) the whole value must match.
+    pattern: Union[str, None] = None
+    #: One line for messages and ``hm plugin info``.
+    help: str = ""
+
+
 class StepExecutorCapability(_Message, kw_only=True, tag="step_executor", tag_field="kind"):
     """Runs pipeline steps whose ``runner`` is one of ``runners``."""
 
     runners: list[str]
     #: Run steps that name no runner. At most one plugin may claim it.
     default: bool = False
+    #: Can run a step in a container image (the step's ``image`` or the pipeline's
+    #: ``default_image``). hm refuses a step with an image on a runner without it.
+    images: bool = False
+    #: The ``runner_args`` keys this runner takes. hm refuses other keys and wrong
+    #: types before a run starts; ``None`` (the default) leaves checking to the runner.
+    runner_args: Union[list[RunnerArgSpec], None] = None
 
 
 class LifecycleHookCapability(_Message, kw_only=True, tag="lifecycle_hook", tag_field="kind"):

@@ -14,6 +14,7 @@ from hm.cli.options import FormatOption
 from hm.cli.session import SESSION
 from hm.errors import ExitCode, UsageError
 from hm.runtime.registry import PluginRecord, Registry
+from hm.runtime.unavailable import UnavailablePlugin, unavailable_bundled
 from hm_plugin_sdk.protocol import (
     LifecycleHookCapability,
     StepExecutorCapability,
@@ -25,7 +26,8 @@ app = typer.Typer(help="List, inspect and manage plugins.", no_args_is_help=True
 
 def describe_capability(cap: object) -> str:
     if isinstance(cap, StepExecutorCapability):
-        return f"runner {', '.join(cap.runners)}" + (" (default)" if cap.default else "")
+        notes = [n for n, on in (("default", cap.default), ("images", cap.images)) if on]
+        return f"runner {', '.join(cap.runners)}" + (f" ({', '.join(notes)})" if notes else "")
     if isinstance(cap, LifecycleHookCapability):
         events = ", ".join(cap.events) if cap.events else "all events"
         return f"{cap.phase} hook: {events}"
@@ -60,19 +62,29 @@ def record_to_json(rec: PluginRecord) -> dict[str, Any]:
 def list_plugins(format: FormatOption = "human") -> None:
     """List every plugin hm finds, including broken ones and why."""
     registry = SESSION.registry
+    missing = _unavailable(registry)
     if format == "json":
         output.print_json(
             {
                 "plugins": [record_to_json(r) for r in registry.records],
                 "conflicts": [c.to_dict() for c in registry.conflicts],
+                "unavailable": [
+                    {"name": u.name, "runners": list(u.runners), "reason": u.reason, "hint": u.hint} for u in missing
+                ],
             }
         )
         return
-    _print_table(registry)
+    _print_table(registry, missing)
 
 
-def _print_table(registry: Registry) -> None:
-    if not registry.records:
+def _unavailable(registry: Registry) -> list[UnavailablePlugin]:
+    """Bundled plugins the build left out, unless another plugin of that name stands in."""
+    active = {rec.name for rec in registry.active()}
+    return [u for u in unavailable_bundled() if u.name not in active]
+
+
+def _print_table(registry: Registry, missing: list[UnavailablePlugin]) -> None:
+    if not registry.records and not missing:
         output.stdout.print("No plugins found. `hm plugin install PATH` adds one; README.md lists where hm looks.")
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -90,7 +102,11 @@ def _print_table(registry: Registry) -> None:
             rec.origin,
             provides,
         )
+    for u in missing:
+        table.add_row(u.name, "-", "-", "[yellow]unavailable[/]", "bundled", f"runner {', '.join(u.runners)}")
     output.stdout.print(table)
+    for u in missing:
+        output.stderr.print(f"note: {output._escape(u.what)}; {output._escape(u.hint)}")
     for rec in registry.broken():
         output.print_warning(rec.error)  # type: ignore[arg-type]
     for rec in registry.records:
@@ -157,6 +173,12 @@ def _print_info(rec: PluginRecord) -> None:
                     out.print(f"      {arg.name} ({arg.kind}, {arg.type}, {req}) {arg.help}")
             elif isinstance(cap, LifecycleHookCapability):
                 out.print(f"      timeout {cap.timeout_ms} ms")
+            elif isinstance(cap, StepExecutorCapability) and cap.runner_args:
+                out.print("      runner_args:")
+                for spec in cap.runner_args:
+                    kinds = " or ".join(spec.types)
+                    choices = f" ({' | '.join(spec.choices)})" if spec.choices else ""
+                    out.print(f"        {spec.name} ({kinds}){choices} {output._escape(spec.help)}".rstrip())
 
 
 from hm.cli import install_cmds  # noqa: E402  (registers install/remove on `app`)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -11,6 +12,10 @@ from hm.cli import output
 from hm.cli.options import RunFormatOption
 from hm.cli.session import SESSION
 from hm.errors import ExitCode
+
+if TYPE_CHECKING:
+    from hm.pipeline.routing import RunnerInfo
+    from hm.runtime.registry import Registry
 
 
 def run(
@@ -34,6 +39,7 @@ def run(
 ) -> None:
     """Run a pipeline of the project (or --file), each step on the runner plugin it names."""
     from hm.pipeline import build_plan, describe_plan, select_located, validate
+    from hm.pipeline.routing import route, step_image
     from hm.run.engine import RunOptions, run_pipeline
 
     root = SESSION.project_root
@@ -49,12 +55,17 @@ def run(
         runners=registry.runner_names(),
         default_runner=registry.default_runner,
         source=origin,
+        runner_info=runner_info(registry),
     )
     for warning in warnings:
         output.print_warning(warning)
     if dry_run:
         plan = build_plan(pipeline)
-        text = describe_plan(plan, lambda step: step.runner or registry.default_runner or "?")
+        text = describe_plan(
+            plan,
+            lambda step: route(step, pipeline, registry.default_runner) or "?",
+            lambda step: step_image(step, pipeline),
+        )
         output.stdout.print(text, markup=False, highlight=False)
         return
     if format == "json":
@@ -79,3 +90,22 @@ def run(
         )
     if result.exit_code != ExitCode.OK:
         raise typer.Exit(int(result.exit_code))
+
+
+def runner_info(registry: Registry) -> dict[str, RunnerInfo]:
+    """What validation needs to know about each runner: from the manifests of the
+    loaded plugins, and from the bundled plugins the build had to leave out."""
+    from hm.pipeline.routing import RunnerInfo
+    from hm.runtime.unavailable import unavailable_bundled
+    from hm_plugin_sdk.protocol import StepExecutorCapability
+
+    info: dict[str, RunnerInfo] = {}
+    for name, rec in registry.runners().items():
+        for cap in rec.caps(StepExecutorCapability):
+            if name in cap.runners:
+                args = tuple(cap.runner_args) if cap.runner_args is not None else None
+                info[name] = RunnerInfo(images=cap.images, runner_args=args, plugin=rec.name)
+    for missing in unavailable_bundled():
+        for name in missing.runners:
+            info.setdefault(name, RunnerInfo(unavailable=missing.what, hint=missing.hint))
+    return info

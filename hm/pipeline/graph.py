@@ -134,11 +134,18 @@ def _chains(slug: str, stage: int, steps: list[CommandStep], stage_of: dict[str,
     return tuple(chains)
 
 
-def describe_plan(plan: Plan, resolve_runner: Callable[[CommandStep], str]) -> str:
+def describe_plan(
+    plan: Plan,
+    resolve_runner: Callable[[CommandStep], str],
+    resolve_image: Callable[[CommandStep], str | None] | None = None,
+) -> str:
     """Readable text of a plan, for ``hm run --dry-run``.
 
     :param resolve_runner: the runner a step will run on (its own or the default).
+    :param resolve_image: the image a step will run in (its own or the pipeline's
+        default); without it, the step's own.
     """
+    image_of = resolve_image or (lambda step: step.image)
     n_steps = sum(len(c.steps) for stage in plan.stages for c in stage.chains)
     steps_word = "step" if n_steps == 1 else "steps"
     stages_word = "stage" if len(plan.stages) == 1 else "stages"
@@ -156,7 +163,7 @@ def describe_plan(plan: Plan, resolve_runner: Callable[[CommandStep], str]) -> s
         for chain in stage.chains:
             start = f"from the snapshot of '{chain.parent_step}'" if chain.parent_step else "from a fresh workspace"
             lines.append(f"  chain '{chain.id}' starts {start}")
-            lines.extend(f"    {_describe_step(step, resolve_runner)}" for step in chain.steps)
+            lines.extend(f"    {_describe_step(step, resolve_runner, image_of)}" for step in chain.steps)
     return "\n".join(lines)
 
 
@@ -167,15 +174,20 @@ def _describe_wait(wait: WaitStep) -> str:
     return f"{name}: the build stops here if a step before it failed"
 
 
-def _describe_step(step: CommandStep, resolve_runner: Callable[[CommandStep], str]) -> str:
+def _describe_step(
+    step: CommandStep,
+    resolve_runner: Callable[[CommandStep], str],
+    image_of: Callable[[CommandStep], str | None],
+) -> str:
     parts = [step.key]
     if step.label:
         parts.append(repr(step.label))
     parts.append(f"runner: {resolve_runner(step)}")
     if step.builds_in:
         parts.append(f"builds in: {step.builds_in}")
-    if step.image:
-        parts.append(f"image: {step.image}")
+    image = image_of(step)
+    if image:
+        parts.append(f"image: {image}")
     if step.timeout_seconds is not None:
         parts.append(f"timeout: {step.timeout_seconds:g}s")
     if step.cache is not None and step.cache.policy != "none":

@@ -37,6 +37,8 @@ from typing import Final
 from hm.errors import PipelineError
 from hm.pipeline.ir import CommandStep, Pipeline, WaitStep
 from hm.pipeline.origin import Origin
+from hm.pipeline.routing import CONTAINER_RUNNER, RunnerInfo, route, step_image
+from hm.pipeline.runner_args import check_runner_args
 
 __all__ = ["KEY_PATTERN", "SHELL_NAME_PATTERN", "PipelineValidationError", "ValidationWarning", "validate"]
 
@@ -100,6 +102,7 @@ def validate(
     runners: Collection[str],
     default_runner: str | None,
     source: str | Origin,
+    runner_info: Mapping[str, RunnerInfo] | None = None,
 ) -> list[ValidationWarning]:
     """Check ``pipeline``; raise one :class:`PipelineValidationError` listing every problem.
 
@@ -108,10 +111,13 @@ def validate(
         plugin provides a default.
     :param source: where the pipeline was written (:func:`~hm.pipeline.select_located`
         gives it), or just its file; used as the error's ``where``.
+    :param runner_info: what the runners' manifests say (images, runner_args), and
+        runners hm knows of but cannot use; a runner missing here runs no images
+        and checks its own runner_args.
     :returns: the warnings of a pipeline that has no problems (see the module docstring).
     """
     origin = source if isinstance(source, Origin) else Origin(source)
-    checker = _Checker(pipeline, runners, default_runner)
+    checker = _Checker(pipeline, runners, default_runner, runner_info or {})
     problems, hints, warnings = checker.run()
     if problems:
         them = "it" if len(problems) == 1 else "them"
@@ -140,10 +146,17 @@ def _name(index: int, step: CommandStep | WaitStep) -> str:
 
 
 class _Checker:
-    def __init__(self, pipeline: Pipeline, runners: Collection[str], default_runner: str | None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        runners: Collection[str],
+        default_runner: str | None,
+        runner_info: Mapping[str, RunnerInfo],
+    ) -> None:
         self.pipeline = pipeline
         self.runners = runners
         self.default_runner = default_runner
+        self.runner_info = runner_info
         # (sentence, index of the step it is about, or None for the whole pipeline)
         self.problems: list[tuple[str, int | None]] = []
         self.hints: list[str] = []
@@ -162,7 +175,7 @@ class _Checker:
     def add(self, problem: str, *hints: str, at: int | None = None) -> None:
         """Record a problem; ``at`` is the index of the step it is about."""
         self.problems.append((problem, at))
-        self.hints.extend(hints)
+        self.hints.extend(h for h in hints if h)
 
     def run(self) -> tuple[list[tuple[str, int | None]], list[str], list[tuple[str, str, int | None]]]:
         p = self.pipeline
@@ -239,16 +252,35 @@ class _Checker:
 
     def check_runner(self, index: int, name: str, step: CommandStep) -> None:
         available = ", ".join(sorted(self.runners)) or "none"
-        if step.runner is None:
-            if self.default_runner is None:
+        image = step_image(step, self.pipeline)
+        runner = route(step, self.pipeline, self.default_runner)
+        if runner is None:
+            self.add(
+                f"{name}: sets no runner and no loaded plugin provides a default runner "
+                f"(available runners: {available})",
+                "set `runner` on the step or install a plugin with a default runner",
+                _PLUGIN_LIST_HINT,
+                at=index,
+            )
+            return
+        if runner not in self.runners:
+            info = self.runner_info.get(runner)
+            if info is not None and info.unavailable is not None:
+                why = f"has image '{image}', so it runs on" if step.runner is None else "names"
                 self.add(
-                    f"{name}: sets no runner and no loaded plugin provides a default runner "
-                    f"(available runners: {available})",
-                    "set `runner` on the step or install a plugin with a default runner",
+                    f"{name}: {why} runner '{runner}', which is unavailable: {info.unavailable}",
+                    info.hint or "",
+                    at=index,
+                )
+                return
+            if step.runner is None:  # routed to the container runner by its image
+                self.add(
+                    f"{name}: has image '{image}', so it runs on runner '{CONTAINER_RUNNER}', which no loaded "
+                    f"plugin provides (available runners: {available})",
                     _PLUGIN_LIST_HINT,
                     at=index,
                 )
-        elif step.runner not in self.runners:
+                return
             close = difflib.get_close_matches(step.runner, list(self.runners), n=1)
             guess = f"; did you mean '{close[0]}'?" if close else ""
             self.add(
@@ -257,6 +289,19 @@ class _Checker:
                 _PLUGIN_LIST_HINT,
                 at=index,
             )
+            return
+        info = self.runner_info.get(runner, RunnerInfo())
+        if image and not info.images:
+            source = "image" if step.image else "the pipeline's default_image"
+            self.add(
+                f"{name}: runner '{runner}' cannot run images, but the step has {source} '{image}'",
+                f"leave `runner` unset to run the step in its image on the '{CONTAINER_RUNNER}' runner, "
+                "or remove the image to run it on this machine",
+                at=index,
+            )
+        if info.runner_args is not None:
+            for problem, hint in check_runner_args(runner, step.runner_args, info.runner_args, plugin=info.plugin):
+                self.add(f"{name}: {problem}", hint, at=index)
 
     def check_builds_in(self, index: int, name: str, target: str) -> None:
         steps = self.pipeline.steps

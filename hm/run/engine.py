@@ -32,6 +32,7 @@ from hm import child_process
 from hm.errors import ExitCode
 from hm.pipeline.graph import Plan, build_plan
 from hm.pipeline.ir import CommandStep, Pipeline
+from hm.pipeline.routing import route
 from hm.run.archive import WorkspaceArchive
 from hm.run.events import EventBus, now_ts
 from hm.run.hooks import Abort, Hook, HookDispatcher
@@ -89,7 +90,7 @@ def resolve_executors(pipeline: Pipeline, registry: Registry) -> dict[str, StepR
     """Load the plugin of every step's runner before anything runs (load errors: exit 4)."""
     executors: dict[str, StepRunner] = {}
     for step in command_steps(pipeline):
-        runner, rec = registry.executor_for(step.runner)
+        runner, rec = registry.executor_for(route(step, pipeline, registry.default_runner))
         executors[step.key] = StepRunner(runner, registry.load(rec))
     return executors
 

@@ -230,6 +230,7 @@ class Scheduler:
                         chain=chain.id,
                         step_key=step.key,
                         reason=outcome.message or outcome.status,
+                        exit_code=outcome.exit_code,
                     )
                 )
                 if not self.keep_going and outcome.status != "cancelled":

@@ -78,6 +78,7 @@ def _problems(m: PluginManifest):  # type: ignore[no-untyped-def]
             for r in cap.runners:
                 if not _NAME.match(r):
                     yield f"runner name {r!r} must be lowercase letters, digits, '-', '_' or '.'"
+            yield from _runner_arg_problems(cap)
         elif isinstance(cap, SubcommandCapability):
             path = tuple(cap.verb)
             if not path or not all(_WORD.match(w) for w in path):
@@ -126,6 +127,24 @@ def _default_problem(arg: ArgSpec, verb: str) -> str | None:
         f"argument {arg.name!r} of {verb!r} is {what}, but its default {value!r} is "
         f"{_A_TYPE.get(type(value), type(value).__name__)}"
     )
+
+
+def _runner_arg_problems(cap: StepExecutorCapability):  # type: ignore[no-untyped-def]
+    """A runner_args declaration hm can check pipelines against."""
+    names: set[str] = set()
+    for spec in cap.runner_args or []:
+        if not spec.name or spec.name in names:
+            yield f"runner_args {spec.name!r} is declared twice or has no name"
+        names.add(spec.name)
+        if not spec.types:
+            yield f"runner_args {spec.name!r} lists no types"
+        if (spec.choices or spec.pattern is not None) and "string" not in spec.types:
+            yield f"runner_args {spec.name!r} has choices or a pattern but does not accept strings"
+        if spec.pattern is not None:
+            try:
+                re.compile(spec.pattern)
+            except re.error as exc:
+                yield f"runner_args {spec.name!r} has an invalid pattern {spec.pattern!r} ({exc})"
 
 
 def _check_requires(m: PluginManifest, path: str) -> None:

@@ -24,7 +24,7 @@ from hm.errors import PluginLoadError
 from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR
 from hm_plugin_sdk.protocol import PluginManifest
 
-_FORMAT = 1
+_FORMAT = 2  # 2: manifests may carry StepExecutorCapability.images and .runner_args
 _STAMP = f"hm {__version__} abi {ABI_MAJOR}.{ABI_MINOR}"
 
 

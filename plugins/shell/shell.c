@@ -1,11 +1,11 @@
 /*
  * shell.c — entry point of the shell runner: vtable, manifest, ExecutorInput
- * decoding, StepResult / PluginError encoding, and the order of the work.
+ * decoding, and the order of the work (support.c encodes the results).
  *
  * execute_step does, in this order:
  *   1. decode ExecutorInput (anything malformed -> PluginError invalid_input);
  *   2. return "cancelled" at once if the host already asks to stop;
- *   3. warn (in the step's stderr log) that step.image is ignored;
+ *   3. refuse a step with an image (PluginError image_unsupported);
  *   4. prepare the workspace: copy base_workspace, or extract the run's
  *      archive (should_cancel is polled throughout);
  *   5. run /bin/sh -c <cmd> (spawn.c), streaming its output;
@@ -33,181 +33,6 @@
 #define SH_INPUT_SUGGESTION                                                                    \
     "this is a bug in the host or in a plugin that calls the shell runner: ExecutorInput is " \
     "defined in hm_plugin_sdk/protocol.py"
-
-/* ======================================================================== */
-/* Shared helpers (declared in shell.h)                                     */
-/* ======================================================================== */
-
-void sh_force_utf8(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        unsigned c = p[0];
-        size_t n, i;
-        uint32_t cp, min;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 2, cp = c & 0x1fu, min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 3, cp = c & 0x0fu, min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 4, cp = c & 0x07u, min = 0x10000;
-        } else {
-            *p++ = '?';
-            continue;
-        }
-        /* a NUL (end of string) fails the continuation test, so we never run past it */
-        for (i = 1; i < n; i++) {
-            if ((p[i] & 0xc0u) != 0x80u)
-                break;
-            cp = (cp << 6) | (p[i] & 0x3fu);
-        }
-        if (i < n || cp < min || cp > 0x10ffffu || (cp >= 0xd800u && cp <= 0xdfffu)) {
-            *p++ = '?'; /* replace the lead byte; continuation bytes follow suit */
-            continue;
-        }
-        p += n;
-    }
-}
-
-int sh_err_set(sh_error_t *err, const char *code, const char *suggestion, const char *fmt, ...)
-{
-    va_list ap;
-    snprintf(err->code, sizeof err->code, "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    snprintf(err->suggestion, sizeof err->suggestion, "%s", suggestion ? suggestion : "");
-    err->retryable = 0;
-    /* paths, entry names and errno texts come from outside: a msgpack str must
-     * be UTF-8, and snprintf may have cut a multi-byte character in half */
-    sh_force_utf8(err->message);
-    sh_force_utf8(err->suggestion);
-    return SH_FAILED;
-}
-
-const char *sh_strerror(int errnum, char *buf, size_t len)
-{
-    if (len == 0)
-        return "";
-    buf[0] = '\0';
-#if defined(__GLIBC__) && defined(_GNU_SOURCE)
-    {
-        /* GNU variant: may return a static string instead of filling buf */
-        const char *s = strerror_r(errnum, buf, len);
-        if (s != buf)
-            snprintf(buf, len, "%s", s ? s : "");
-    }
-#else
-    if (strerror_r(errnum, buf, len) != 0)
-        buf[0] = '\0';
-#endif
-    if (buf[0] == '\0')
-        snprintf(buf, len, "error %d", errnum);
-    sh_force_utf8(buf); /* localised messages need not be UTF-8 */
-    return buf;
-}
-
-void sh_log(const sh_ctx_t *ctx, int32_t level, const char *fmt, ...)
-{
-    char msg[2048];
-    va_list ap;
-    if (ctx->host == NULL || !HM_TABLE_HAS(ctx->host, hm_host_api_t, log) || ctx->host->log == NULL)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    sh_force_utf8(msg);
-    ctx->host->log(ctx->call, level, (const uint8_t *)msg, strlen(msg));
-}
-
-int sh_should_cancel(const sh_ctx_t *ctx)
-{
-    if (ctx->host == NULL || !HM_TABLE_HAS(ctx->host, hm_host_api_t, should_cancel) ||
-        ctx->host->should_cancel == NULL)
-        return 0;
-    /* HM_CANCELLED, but also HM_ERR_STALE_CALL or any other code: stop */
-    return ctx->host->should_cancel(ctx->call) != HM_OK;
-}
-
-void sh_emit_log(const sh_ctx_t *ctx, int32_t stream, const uint8_t *data, size_t len)
-{
-    if (len == 0 || ctx->host == NULL || !HM_TABLE_HAS(ctx->host, hm_host_api_t, emit_step_log) ||
-        ctx->host->emit_step_log == NULL)
-        return;
-    ctx->host->emit_step_log(ctx->call, stream, data, len);
-}
-
-/* ======================================================================== */
-/* Output encoding                                                          */
-/* ======================================================================== */
-
-/* Hands the writer's bytes to *out. Returns `status`, or HM_ERR_NO_MEMORY
- * (with *out empty) if any write failed. */
-static hm_status_t finish(hm_mp_writer_t *w, hm_buf_t *out, hm_status_t status)
-{
-    uint8_t *p;
-    size_t n;
-    if (hm_mp_writer_finish(w, &p, &n) != 0) {
-        out->ptr = NULL;
-        out->len = 0;
-        return HM_ERR_NO_MEMORY;
-    }
-    out->ptr = p;
-    out->len = n;
-    return status;
-}
-
-/* Encodes *err as a PluginError; returns HM_ERR_FAILED. */
-static hm_status_t write_error(hm_buf_t *out, sh_error_t *err)
-{
-    hm_mp_writer_t w;
-    uint32_t n = 2;
-    if (err->code[0] == '\0')
-        snprintf(err->code, sizeof err->code, "%s", "internal");
-    if (err->message[0] == '\0')
-        snprintf(err->message, sizeof err->message, "%s", "the shell runner failed");
-    sh_force_utf8(err->message);
-    sh_force_utf8(err->suggestion);
-    n += err->suggestion[0] != '\0';
-    n += err->retryable != 0;
-    hm_mp_writer_init(&w);
-    hm_mp_write_map(&w, n);
-    hm_mp_write_cstr(&w, "code");
-    hm_mp_write_cstr(&w, err->code);
-    hm_mp_write_cstr(&w, "message");
-    hm_mp_write_cstr(&w, err->message);
-    if (err->suggestion[0] != '\0') {
-        hm_mp_write_cstr(&w, "suggestion");
-        hm_mp_write_cstr(&w, err->suggestion);
-    }
-    if (err->retryable) {
-        hm_mp_write_cstr(&w, "retryable");
-        hm_mp_write_bool(&w, 1);
-    }
-    return finish(&w, out, HM_ERR_FAILED);
-}
-
-/* Encodes a StepResult; message may be NULL (then omitted). Returns HM_OK. */
-static hm_status_t write_result(hm_buf_t *out, int64_t exit_code, const char *status,
-                                const char *message)
-{
-    hm_mp_writer_t w;
-    hm_mp_writer_init(&w);
-    hm_mp_write_map(&w, message ? 3u : 2u);
-    hm_mp_write_cstr(&w, "exit_code");
-    hm_mp_write_int(&w, exit_code);
-    hm_mp_write_cstr(&w, "status");
-    hm_mp_write_cstr(&w, status);
-    if (message) {
-        hm_mp_write_cstr(&w, "message");
-        hm_mp_write_cstr(&w, message);
-    }
-    return finish(&w, out, HM_OK);
-}
 
 /* ======================================================================== */
 /* ExecutorInput decoding                                                   */
@@ -617,18 +442,18 @@ static hm_status_t report_outcome(hm_buf_t *out, const sh_run_result_t *res, dou
     int st = res->wait_status;
     if (res->outcome == SH_TIMED_OUT) {
         snprintf(msg, sizeof msg, "timed out after %g s", timeout);
-        return write_result(out, 124, "timed_out", msg);
+        return sh_write_result(out, 124, "timed_out", msg);
     }
     if (res->outcome == SH_CANCELLED)
-        return write_result(out, 130, "cancelled", "cancelled");
+        return sh_write_result(out, 130, "cancelled", "cancelled");
     if (WIFEXITED(st)) {
         int code = WEXITSTATUS(st);
         if (code == 0)
-            return write_result(out, 0, "succeeded", NULL);
+            return sh_write_result(out, 0, "succeeded", NULL);
         if (code == 127)
-            return write_result(out, 127, "failed", "command not found (exit 127)");
+            return sh_write_result(out, 127, "failed", "command not found (exit 127)");
         snprintf(msg, sizeof msg, "exited with code %d", code);
-        return write_result(out, code, "failed", msg);
+        return sh_write_result(out, code, "failed", msg);
     }
     if (WIFSIGNALED(st)) {
         int sig = WTERMSIG(st);
@@ -637,10 +462,10 @@ static hm_status_t report_outcome(hm_buf_t *out, const sh_run_result_t *res, dou
             snprintf(msg, sizeof msg, "killed by signal %d (%s)", sig, name);
         else
             snprintf(msg, sizeof msg, "killed by signal %d", sig);
-        return write_result(out, 128 + sig, "failed", msg);
+        return sh_write_result(out, 128 + sig, "failed", msg);
     }
     snprintf(msg, sizeof msg, "ended with wait status 0x%x", (unsigned)st);
-    return write_result(out, 1, "failed", msg);
+    return sh_write_result(out, 1, "failed", msg);
 }
 
 static char *concat(const char *a, const char *b)
@@ -680,24 +505,26 @@ static hm_status_t execute_step(void *instance, hm_call_t call, const uint8_t *i
     /* 1. input */
     if (decode_input(input, input_len, &in, &err) != 0) {
         input_free(&in);
-        return write_error(out, &err);
+        return sh_write_error(out, &err);
     }
 
     /* 2. cancelled before we even start */
     if (sh_should_cancel(&ctx)) {
         input_free(&in);
-        return write_result(out, 130, "cancelled", "cancelled");
+        return sh_write_result(out, 130, "cancelled", "cancelled");
     }
 
-    /* 3. images are a container runner's business */
+    /* 3. images are a container runner's business: a step with an image never
+     *    silently runs without one (hm's validation refuses it first; this
+     *    guards other hosts and plugins that call the shell runner) */
     if (in.image != NULL) {
-        char line[1024];
-        snprintf(line, sizeof line,
-                 "warning: step '%s' names image '%s'; the shell runner ignores images and runs "
-                 "the command on this machine\n",
-                 in.key, in.image);
-        sh_force_utf8(line);
-        sh_emit_log(&ctx, HM_STREAM_STDERR, (const uint8_t *)line, strlen(line));
+        sh_err_set(&err, "image_unsupported",
+                   "leave `runner` unset (or set runner=\"container\") to run the step in its image, "
+                   "or remove the image to run it on this machine",
+                   "the shell runner cannot run images; step '%s' names image '%s'", in.key,
+                   in.image);
+        input_free(&in);
+        return sh_write_error(out, &err);
     }
 
     /* 4. workspace */
@@ -707,11 +534,11 @@ static hm_status_t execute_step(void *instance, hm_call_t call, const uint8_t *i
         rc = sh_extract_archive(&ctx, in.workspace, &err);
     if (rc == SH_STOPPED) {
         input_free(&in);
-        return write_result(out, 130, "cancelled", "cancelled");
+        return sh_write_result(out, 130, "cancelled", "cancelled");
     }
     if (rc != SH_DONE) {
         input_free(&in);
-        return write_error(out, &err);
+        return sh_write_error(out, &err);
     }
 
     /* 5. environment overlay: the step's env, then the variables hm always sets */
@@ -722,7 +549,7 @@ static hm_status_t execute_step(void *instance, hm_call_t call, const uint8_t *i
     overlay = (const char **)malloc((in.env_len + 4) * sizeof *overlay);
     if (!fixed[0] || !fixed[1] || !fixed[2] || !fixed[3] || !overlay) {
         sh_err_set(&err, "out_of_memory", NULL, "out of memory building the step's environment");
-        status = write_error(out, &err);
+        status = sh_write_error(out, &err);
         goto done;
     }
     for (i = 0; i < in.env_len; i++)
@@ -739,7 +566,7 @@ static hm_status_t execute_step(void *instance, hm_call_t call, const uint8_t *i
 
     /* 6. run and report */
     if (sh_run(&ctx, &spec, &res, &err) != 0)
-        status = write_error(out, &err);
+        status = sh_write_error(out, &err);
     else
         status = report_outcome(out, &res, in.timeout);
 
@@ -780,7 +607,7 @@ static hm_status_t manifest(void *instance, hm_call_t call, hm_buf_t *out)
     hm_mp_write_cstr(&w, "shell");
     hm_mp_write_cstr(&w, "default");
     hm_mp_write_bool(&w, 1);
-    return finish(&w, out, HM_OK);
+    return sh_finish(&w, out, HM_OK);
 }
 
 static void plugin_free(void *instance, uint8_t *ptr, size_t len)

@@ -9,7 +9,10 @@
  *
  * Layout of the plugin:
  *   shell.c        entry point, vtable, manifest, ExecutorInput decoding,
- *                  StepResult / PluginError encoding, the order of the work
+ *                  the order of the work
+ *   support.c      shared helpers (errors, strerror, UTF-8, guarded host
+ *                  calls, StepResult / PluginError encoding);
+ *                  plugins/container compiles it too
  *   spawn.c        environment, fork/exec of /bin/sh -c, output streaming,
  *                  cancel / timeout, reaping
  *   tar_extract.c  streaming extractor for the run's workspace archive
@@ -90,7 +93,7 @@ typedef struct sh_error {
     int retryable;
 } sh_error_t;
 
-/* ---- shell.c: shared helpers ------------------------------------------- */
+/* ---- support.c: shared helpers ------------------------------------------ */
 
 /* Fills *err (code, optional suggestion, printf-style message). Returns
  * SH_FAILED so callers can `return sh_err_set(...)`. */
@@ -112,6 +115,20 @@ int sh_should_cancel(const sh_ctx_t *ctx);
 
 /* host->emit_step_log; nothing if the host lacks it. */
 void sh_emit_log(const sh_ctx_t *ctx, int32_t stream, const uint8_t *data, size_t len);
+
+struct hm_mp_writer;
+
+/* Hands the writer's bytes to *out. Returns `status`, or HM_ERR_NO_MEMORY
+ * (with *out empty) if any write failed. */
+hm_status_t sh_finish(struct hm_mp_writer *w, hm_buf_t *out, hm_status_t status);
+
+/* Encodes *err as a PluginError into *out; returns HM_ERR_FAILED. */
+hm_status_t sh_write_error(hm_buf_t *out, sh_error_t *err);
+
+/* Encodes a StepResult into *out; message may be NULL (then omitted).
+ * Returns HM_OK. */
+hm_status_t sh_write_result(hm_buf_t *out, int64_t exit_code, const char *status,
+                            const char *message);
 
 /* ---- copy_tree.c -------------------------------------------------------- */
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import jsonschema
 import msgspec
-import pytest
 from conftest import FIXTURES, run_hm
 
 from hm.schemas import EVENTS_SCHEMA, render
@@ -59,11 +58,6 @@ def test_chain_failed_carries_the_failed_steps_exit_code_optionally() -> None:
     assert msgspec.json.decode(json.dumps(old), type=BuildEvent).exit_code is None  # type: ignore[union-attr]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hm/run/scheduler.py does not fill ChainFailed.exit_code yet (hm/run is being rewritten): pass "
-    "exit_code=outcome.exit_code where _run_chain builds ChainFailed, then remove this mark",
-)
 def test_a_real_chain_failed_event_carries_the_failed_steps_exit_code(tmp_path: Path) -> None:
     (tmp_path / ".hm").mkdir()
     (tmp_path / ".hm" / "pipeline.py").write_text(

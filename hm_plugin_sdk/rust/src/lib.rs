@@ -156,8 +156,8 @@ pub use plugin::{LifecycleHook, Plugin, StepExecutor, Subcommand};
 pub use protocol::{
     ArgKind, ArgSpec, ArgType, ArgValue, BuildEvent, BuildFinished, BuildStarted, BuildStatus, Capability,
     ChainFailed, ExecutorInput, ExitInfo, HookEvent, HookOutcome, Message, Phase, PluginError, PluginEvent,
-    PluginEventEmitted, PluginManifest, StepFinished, StepFinishedStatus, StepLog, StepQueued, StepResult,
-    StepSpec, StepStarted, StepStatus, SubcommandInput,
+    PluginEventEmitted, PluginManifest, RunnerArgSpec, RunnerArgType, StepFinished, StepFinishedStatus, StepLog,
+    StepQueued, StepResult, StepSpec, StepStarted, StepStatus, SubcommandInput,
 };
 
 /// Used by [`hm_plugin!`]; not a public API.

@@ -109,6 +109,12 @@ pub enum Capability {
         runners: Vec<String>,
         /// Also run steps that name no runner. At most one plugin may claim it. Default `false`.
         default: bool,
+        /// Can run a step in a container image (the step's `image` or the pipeline's
+        /// `default_image`); hm refuses a step with an image on a runner without it. Default `false`.
+        images: bool,
+        /// The `runner_args` keys the runner takes; hm refuses others, and wrong types, before a
+        /// run starts. `None` (the default) leaves checking to the runner.
+        runner_args: Option<Vec<RunnerArgSpec>>,
     },
     /// `kind: "lifecycle_hook"`: receives build events.
     LifecycleHook {
@@ -136,12 +142,40 @@ const DEFAULT_HOOK_TIMEOUT_MS: u64 = 5000;
 impl Capability {
     /// A step executor for `runners` (not the default runner).
     pub fn step_executor<S: Into<String>>(runners: impl IntoIterator<Item = S>) -> Self {
-        Capability::StepExecutor { runners: runners.into_iter().map(Into::into).collect(), default: false }
+        Capability::StepExecutor {
+            runners: runners.into_iter().map(Into::into).collect(),
+            default: false,
+            images: false,
+            runner_args: None,
+        }
     }
 
     /// A step executor for `runners` that also runs steps naming no runner.
     pub fn default_step_executor<S: Into<String>>(runners: impl IntoIterator<Item = S>) -> Self {
-        Capability::StepExecutor { runners: runners.into_iter().map(Into::into).collect(), default: true }
+        Capability::StepExecutor {
+            runners: runners.into_iter().map(Into::into).collect(),
+            default: true,
+            images: false,
+            runner_args: None,
+        }
+    }
+
+    /// Declares that a [`Capability::StepExecutor`] runs steps in container images
+    /// (other kinds are returned unchanged).
+    pub fn with_images(mut self) -> Self {
+        if let Capability::StepExecutor { images, .. } = &mut self {
+            *images = true;
+        }
+        self
+    }
+
+    /// Declares one `runner_args` key of a [`Capability::StepExecutor`]; once one is
+    /// declared, hm refuses keys that are not (other kinds are returned unchanged).
+    pub fn with_runner_arg(mut self, spec: RunnerArgSpec) -> Self {
+        if let Capability::StepExecutor { runner_args, .. } = &mut self {
+            runner_args.get_or_insert_with(Vec::new).push(spec);
+        }
+        self
     }
 
     /// A lifecycle hook in `phase` for every event but `step_log`, with the default timeout.
@@ -193,6 +227,8 @@ impl FromValue for Capability {
             "step_executor" => Ok(Capability::StepExecutor {
                 runners: f.required("runners")?,
                 default: f.or("default", false)?,
+                images: f.or("images", false)?,
+                runner_args: f.optional("runner_args")?,
             }),
             "lifecycle_hook" => Ok(Capability::LifecycleHook {
                 phase: f.required("phase")?,
@@ -217,8 +253,11 @@ impl Encode for Capability {
         let mut m = MapBuilder::new();
         m.field("kind", self.kind());
         match self {
-            Capability::StepExecutor { runners, default } => {
-                m.field("runners", runners).field_unless(!default, "default", default);
+            Capability::StepExecutor { runners, default, images, runner_args } => {
+                m.field("runners", runners)
+                    .field_unless(!default, "default", default)
+                    .field_unless(!images, "images", images)
+                    .field_some("runner_args", runner_args);
             }
             Capability::LifecycleHook { phase, events, timeout_ms } => {
                 m.field("phase", phase)
@@ -348,6 +387,101 @@ impl Encode for ArgSpec {
             .field_unless(self.ty == ArgType::String, "type", &self.ty)
             .field_unless(!self.required, "required", &self.required)
             .field_some("default", &self.default)
+            .field_unless(self.help.is_empty(), "help", &self.help)
+            .finish(w);
+    }
+}
+
+string_enum! {
+    /// A value type a `runner_args` key accepts.
+    pub enum RunnerArgType {
+        /// `"string"`.
+        String = "string",
+        /// `"int"`.
+        Int = "int",
+        /// `"number"`: an int or a float.
+        Number = "number",
+        /// `"bool"`.
+        Bool = "bool",
+    }
+}
+
+/// One `runner_args` key a step executor takes; hm checks pipelines against it before a run starts.
+///
+/// ```
+/// use hm_plugin_sdk::{Capability, RunnerArgSpec, RunnerArgType};
+///
+/// let cap = Capability::step_executor(["vm"]).with_images().with_runner_arg(
+///     RunnerArgSpec::new("network", [RunnerArgType::String]).with_choices(["none", "host"]),
+/// );
+/// assert_eq!(cap.kind(), "step_executor");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RunnerArgSpec {
+    /// The key in `runner_args`.
+    pub name: String,
+    /// The types accepted; at least one.
+    pub types: Vec<RunnerArgType>,
+    /// For a string: the only values allowed (empty: any). Default empty.
+    pub choices: Vec<String>,
+    /// For a string: a regular expression (Python `re` syntax) the whole value must match.
+    pub pattern: Option<String>,
+    /// One line for messages and `hm plugin info`. Default `""`.
+    pub help: String,
+}
+
+impl RunnerArgSpec {
+    /// A key `name` accepting `types`.
+    pub fn new(name: impl Into<String>, types: impl IntoIterator<Item = RunnerArgType>) -> Self {
+        RunnerArgSpec {
+            name: name.into(),
+            types: types.into_iter().collect(),
+            choices: Vec::new(),
+            pattern: None,
+            help: String::new(),
+        }
+    }
+
+    /// Sets the allowed string values.
+    pub fn with_choices<S: Into<String>>(mut self, choices: impl IntoIterator<Item = S>) -> Self {
+        self.choices = choices.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the pattern a string value must match.
+    pub fn with_pattern(mut self, pattern: impl Into<String>) -> Self {
+        self.pattern = Some(pattern.into());
+        self
+    }
+
+    /// Sets the help text.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = help.into();
+        self
+    }
+}
+
+impl FromValue for RunnerArgSpec {
+    fn from_value(v: Value) -> Result<Self, DecodeError> {
+        let mut f = Fields::new(v)?;
+        Ok(RunnerArgSpec {
+            name: f.required("name")?,
+            types: f.required("types")?,
+            choices: f.or_default("choices")?,
+            pattern: f.optional("pattern")?,
+            help: f.or_default("help")?,
+        })
+    }
+}
+
+impl Encode for RunnerArgSpec {
+    fn encode(&self, w: &mut Writer) {
+        MapBuilder::new()
+            .field("name", &self.name)
+            .field("types", &self.types)
+            .field_unless(self.choices.is_empty(), "choices", &self.choices)
+            .field_some("pattern", &self.pattern)
             .field_unless(self.help.is_empty(), "help", &self.help)
             .finish(w);
     }

@@ -42,7 +42,7 @@ pub use hook::{
     BuildEvent, BuildFinished, BuildStarted, BuildStatus, ChainFailed, HookEvent, HookOutcome,
     PluginEventEmitted, StepFinished, StepFinishedStatus, StepLog, StepQueued, StepStarted,
 };
-pub use manifest::{ArgKind, ArgSpec, ArgType, Capability, Phase, PluginManifest};
+pub use manifest::{ArgKind, ArgSpec, ArgType, Capability, Phase, PluginManifest, RunnerArgSpec, RunnerArgType};
 pub use step::{ExecutorInput, StepResult, StepSpec, StepStatus};
 pub use subcommand::{ArgValue, ExitInfo, SubcommandInput};
 

@@ -330,3 +330,23 @@ fn corrupted_vectors_never_panic() {
         }
     }
 }
+
+/// msgspec's encoding of a step executor that runs images and declares runner_args
+/// (`StepExecutorCapability.images`, `.runner_args` in hm_plugin_sdk/protocol.py).
+const MANIFEST_IMAGES: &str = "83a46e616d65a2766da776657273696f6ea5312e302e30ac6361706162696c69746965739184a46b696e64ad737465705f6578656375746f72a772756e6e65727391a2766da6696d61676573c3ab72756e6e65725f617267739284a46e616d65a76e6574776f726ba5747970657391a6737472696e67a763686f6963657392a46e6f6e65a4686f7374a468656c70a36e657483a46e616d65a463707573a5747970657392a66e756d626572a3696e74a77061747465726ea65b302d395d2b";
+
+#[test]
+fn a_runner_that_runs_images_and_declares_runner_args_matches_msgspec() {
+    let network = RunnerArgSpec::new("network", [RunnerArgType::String]).with_choices(["none", "host"]).with_help("net");
+    let cpus = RunnerArgSpec::new("cpus", [RunnerArgType::Number, RunnerArgType::Int]).with_pattern("[0-9]+");
+    let built = PluginManifest::new("vm", "1.0.0").with_capability(
+        Capability::step_executor(["vm"]).with_images().with_runner_arg(network).with_runner_arg(cpus),
+    );
+    assert_eq!(built.to_msgpack(), hex(MANIFEST_IMAGES));
+    assert_eq!(exact::<PluginManifest>(MANIFEST_IMAGES), built);
+    // without them, the defaults: no images, runner_args left to the runner
+    match &exact::<PluginManifest>(MANIFEST_MIN).capabilities[0] {
+        Capability::StepExecutor { images, runner_args, .. } => assert!(!*images && runner_args.is_none()),
+        other => panic!("not a step executor: {other:?}"),
+    }
+}
