@@ -114,7 +114,7 @@ def test_an_unknown_runner_is_reported_at_the_line_of_its_step(tmp_path: Path) -
     assert result.returncode == 3
     assert result.stderr.splitlines() == [
         "error: .hm/pipeline.py:6: pipeline 'ci' has 1 problem: step 'test' (steps[1]): runner 'nope' is not "
-        "provided by any loaded plugin (available runners: shell); "
+        "provided by any loaded plugin (available runners: container, shell); "
         "`hm plugin list` shows the loaded plugins and the runners they provide"
     ]
 

@@ -14,7 +14,8 @@ from hm.dsl import pipeline, step, wait
 def hello():
     build = step(
         "build",
-        "mkdir -p dist && python3 -m py_compile src/greet.py && cp src/greet.py dist/greet.py && echo built dist/greet.py",
+        "mkdir -p dist && python3 -m py_compile src/greet.py && cp src/greet.py dist/greet.py"
+        " && echo built dist/greet.py",
         label="Build",
     )
     step("test", "python3 dist/greet.py World | grep -qx 'Hello, World!' && echo 'tests passed'", builds_in=build)
