@@ -11,6 +11,7 @@ The tree::
     │   ├── PluginConflictError  exit 4  — two plugins claim one runner / verb / default
     │   └── PluginCallError      exit 5  — a capability call failed or returned garbage
     │       ├── PluginCrashed    — the plugin's process died (signal, exit(), abort()) during the call
+    │       ├── PluginOutputTooLarge — it answered with more bytes than a message may have
     │       └── PluginCallAbandoned — it did not stop within the grace period after a cancel or timeout
     └── BuildCancelled           exit 130
 
@@ -171,6 +172,14 @@ class PluginCrashed(PluginCallError):
         self.signal = signal
         self.status = status
         super().__init__(what, path=path, plugin=plugin, code="crashed", hint=hint)
+
+
+class PluginOutputTooLarge(PluginCallError):
+    """A call's output was ``size`` bytes, more than a message may have."""
+
+    def __init__(self, what: str, *, path: str, plugin: str | None = None, size: int, hint: str | None = None) -> None:
+        self.size = size
+        super().__init__(what, path=path, plugin=plugin, code="too_large", hint=hint)
 
 
 class PluginCallAbandoned(PluginCallError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["printable"]
+__all__ = ["printable", "printable_lines"]
 
 _CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 #: Colour and style sequences (SGR, ``ESC [ … m``), the only escapes step output keeps.
@@ -20,6 +20,16 @@ _SGR = re.compile("\x1b\\[[0-9;]*m")
 def _spell(match: re.Match[str]) -> str:
     code = ord(match.group())
     return {10: "\\n", 13: "\\r"}.get(code, f"\\x{code:02x}")
+
+
+_CONTROLS_BUT_NEWLINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable_lines(text: str) -> str:
+    """Like :func:`printable`, but keeps line breaks (hm's own multi-line messages)."""
+    if _CONTROLS_BUT_NEWLINE.search(text) is None:
+        return text
+    return _CONTROLS_BUT_NEWLINE.sub(_spell, text)
 
 
 def printable(text: str, *, keep_colour: bool = False) -> str:

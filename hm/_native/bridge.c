@@ -30,6 +30,7 @@
 #include <unistd.h>
 #endif
 #if defined(__linux__)
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #endif
 
@@ -350,6 +351,12 @@ static size_t hm_json_escape(char *buf, size_t at, size_t cap, const char *s) {
     return at;
 }
 
+/* Appends `s` as it is (pieces hm made itself). */
+static size_t hm_raw(char *buf, size_t at, size_t cap, const char *s) {
+    for (; s && *s && at + 1 < cap; s++) buf[at++] = *s;
+    return at;
+}
+
 /* Appends `s` with control characters shown as '?': it goes to a terminal. */
 static size_t hm_text(char *buf, size_t at, size_t cap, const char *s) {
     for (; s && *s && at + 1 < cap; s++) {
@@ -449,13 +456,13 @@ static void hm_last_words(const char *what, const char *code_text) {
     hm_w(what);
     hm_w("; run with --isolate to contain it\n");
     if (hm_lw_head == NULL) return;
-    at = hm_text(line, at, sizeof line, hm_lw_head);
+    at = hm_raw(line, at, sizeof line, hm_lw_head);
     at = hm_ts(line, at, sizeof line);
-    at = hm_text(line, at, sizeof line, hm_lw_middle);
-    at = hm_text(line, at, sizeof line, code_text);
-    at = hm_text(line, at, sizeof line, ",\"duration_ms\":0,\"message\":\"");
+    at = hm_raw(line, at, sizeof line, hm_lw_middle);
+    at = hm_raw(line, at, sizeof line, code_text);
+    at = hm_raw(line, at, sizeof line, ",\"duration_ms\":0,\"message\":\"");
     at = hm_json_escape(line, at, sizeof line, what);
-    at = hm_text(line, at, sizeof line, hm_lw_tail);
+    at = hm_raw(line, at, sizeof line, hm_lw_tail);
     hm_wfd(1, line, at);
 }
 
@@ -544,12 +551,17 @@ static void hm_bridge_note_plugin(int slot, const char *label, const char *path)
     hm_slot_label[slot] = hm_dup(label);
 }
 
-/* Installs the fatal-signal and exit handlers (once). Returns 0. */
+/* Installs the fatal-signal and exit handlers (once). Returns 0. On Linux hm
+ * also becomes a child subreaper, so processes an in-process plugin left
+ * behind stay hm's descendants and end with it. */
 static int hm_bridge_install_last_words(void) {
     struct sigaction sa;
     int i;
     if (hm_handlers_installed) return 0;
     hm_handlers_installed = 1;
+#if defined(__linux__)
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+#endif
     hm_main_thread = pthread_self();
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = hm_on_fatal;

@@ -25,9 +25,7 @@ import msgspec
 
 from hm.check.exercise import Answer, Call, Sandbox, subscribed_kinds
 from hm.errors import PluginLoadError
-from hm.runtime import Op, Plugin, open_plugin
-from hm.runtime.transport import open_transport
-from hm.runtime.vtable_check import VtableFacts, check_vtable
+from hm.runtime import Op, Plugin, VtableFacts, check_vtable, open_plugin, open_transport
 from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL
 from hm_plugin_sdk.protocol import (
     LifecycleHookCapability,

@@ -102,18 +102,27 @@ def _run_extension_if_named(args: list[str]) -> int | None:
 def finish(code: int) -> NoReturn:
     """Leave the process with ``code``, whatever plugins left running.
 
-    Workers get an orderly end (their plugins' ``destroy``). A call abandoned
+    Workers get an orderly end (their plugins' ``destroy``). Processes plugins
+    left behind are killed, except after a plugin's own command or an extension,
+    which may start what outlives them on purpose. A call abandoned
     after a timeout may still be running inside hm (an in-process plugin that
     ignored ``should_cancel``); its thread would keep the interpreter from
     exiting, so then hm exits without waiting for threads.
     """
+    from hm.cli.session import SESSION
+
     if "hm.runtime.worker" in sys.modules:
         from hm.runtime import shutdown_workers
 
         shutdown_workers()
+    if SESSION.reap_leftovers and os.name == "posix":
+        # what plugins left behind (a daemon forked while loading) ends with hm
+        from hm.child_process import kill_descendants
+
+        kill_descendants()
     abandoned = False
     if "hm.runtime.loader" in sys.modules:
-        from hm.runtime.loader import exit_expected, live_calls
+        from hm.runtime import exit_expected, live_calls
 
         exit_expected()
         abandoned = live_calls() > 0

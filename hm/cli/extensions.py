@@ -78,6 +78,9 @@ def context(*, project_root: Path | None, fmt: str, verbose: bool) -> dict[str, 
 
 def run_extension(path: Path, args: list[str], ctx: dict[str, object]) -> int:
     """Run an extension with the user's stdio and return its exit code (128+N for signal N)."""
+    from hm.cli.session import SESSION
+
+    SESSION.reap_leftovers = False  # an extension may start what outlives it, on purpose
     env = {k: v for k, v in os.environ.items() if not k.startswith("HM_EXT_")}
     env["HM_EXT_API_VERSION"] = str(EXT_API_VERSION)
     env["HM_EXT_CONTEXT"] = json.dumps(ctx)

@@ -15,8 +15,15 @@ import typer
 from hm.cli import output
 from hm.cli.options import FormatOption
 from hm.cli.session import SESSION
-from hm.runtime.install import InstallResult, PluginFile, RemoveResult, folder_label, install_plugin, remove_plugin
-from hm.runtime.registry import PluginRecord
+from hm.runtime import (
+    InstallResult,
+    PluginFile,
+    PluginRecord,
+    RemoveResult,
+    folder_label,
+    install_plugin,
+    remove_plugin,
+)
 
 _ORIGINS = {
     "project": "this project's plugin folder",

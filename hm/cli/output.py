@@ -26,7 +26,7 @@ def print_json(doc: Any) -> None:
 
 def print_error(err: HmError) -> None:
     """``error: WHERE: WHAT; HINT`` on one line of stderr."""
-    stderr.print(f"[bold red]error:[/] {_escape(err.one_line())}")
+    stderr.print(f"[bold red]error:[/] {_message(err.one_line())}")
 
 
 class _OneLine(Protocol):
@@ -35,10 +35,27 @@ class _OneLine(Protocol):
 
 def print_warning(warning: _OneLine) -> None:
     """``warning: WHERE: WHAT; HINT`` on one line of stderr (an HmError or a validation warning)."""
-    stderr.print(f"[yellow]warning:[/] {_escape(warning.one_line())}")
+    stderr.print(f"[yellow]warning:[/] {_message(warning.one_line())}")
 
 
-def _escape(text: str) -> str:
+def safe(text: object) -> str:
+    """Text for rich markup that came from a plugin or a file name: control
+    characters escaped (they could forge lines or move the cursor), markup
+    escaped (square brackets are text)."""
     from rich.markup import escape
 
-    return escape(text)
+    from hm.safe_text import printable
+
+    return escape(printable(str(text)))
+
+
+_escape = safe
+
+
+def _message(text: str) -> str:
+    """An error or warning: control characters escaped, but its line breaks kept."""
+    from rich.markup import escape
+
+    from hm.safe_text import printable_lines
+
+    return escape(printable_lines(text))

@@ -11,10 +11,10 @@ from rich.table import Table
 from hm.cli import output
 from hm.cli.group import HelpGroup
 from hm.cli.options import FormatOption
+from hm.cli.output import safe
 from hm.cli.session import SESSION
 from hm.errors import ExitCode, UsageError
-from hm.runtime.registry import PluginRecord, Registry
-from hm.runtime.unavailable import UnavailablePlugin, unavailable_bundled
+from hm.runtime import PluginRecord, Registry, UnavailablePlugin, unavailable_bundled
 from hm_plugin_sdk.protocol import (
     LifecycleHookCapability,
     StepExecutorCapability,
@@ -44,7 +44,7 @@ def _status(rec: PluginRecord) -> str:
     return "ok"
 
 
-def record_to_json(rec: PluginRecord) -> dict[str, Any]:
+def record_to_json(rec: PluginRecord, registry: Registry) -> dict[str, Any]:
     return {
         "name": rec.name,
         "version": rec.manifest.version if rec.manifest else None,
@@ -55,6 +55,8 @@ def record_to_json(rec: PluginRecord) -> dict[str, Any]:
         "manifest": msgspec.to_builtins(rec.manifest) if rec.manifest else None,
         "error": rec.error.to_dict() if rec.error else None,
         "shadowed_by": str(rec.shadowed_by) if rec.shadowed_by else None,
+        "isolation": registry.isolation(rec),
+        "isolation_from": registry.policy.source(rec.name),
     }
 
 
@@ -66,7 +68,7 @@ def list_plugins(format: FormatOption = "human") -> None:
     if format == "json":
         output.print_json(
             {
-                "plugins": [record_to_json(r) for r in registry.records],
+                "plugins": [record_to_json(r, registry) for r in registry.records],
                 "conflicts": [c.to_dict() for c in registry.conflicts],
                 "unavailable": [
                     {"name": u.name, "runners": list(u.runners), "reason": u.reason, "hint": u.hint} for u in missing
@@ -88,30 +90,31 @@ def _print_table(registry: Registry, missing: list[UnavailablePlugin]) -> None:
         output.stdout.print("No plugins found. `hm plugin install PATH` adds one; README.md lists where hm looks.")
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("NAME", "VERSION", "ABI", "STATUS", "ORIGIN", "PROVIDES"):
+    for col in ("NAME", "VERSION", "ABI", "STATUS", "ORIGIN", "ISOLATION", "PROVIDES"):
         table.add_column(col)
     for rec in registry.records:
         provides = "; ".join(describe_capability(c) for c in rec.manifest.capabilities) if rec.manifest else ""
         status = _status(rec)
         style = {"broken": "red", "shadowed": "dim"}.get(status, "")
         table.add_row(
-            rec.name,
-            rec.manifest.version if rec.manifest else "-",
+            safe(rec.name),
+            safe(rec.manifest.version) if rec.manifest else "-",
             f"{rec.abi[0]}.{rec.abi[1]}" if rec.abi else "-",
             f"[{style}]{status}[/]" if style else status,
             rec.origin,
-            provides,
+            registry.isolation(rec) if rec.ok else "-",
+            safe(provides),
         )
     for u in missing:
-        table.add_row(u.name, "-", "-", "[yellow]unavailable[/]", "bundled", f"runner {', '.join(u.runners)}")
+        table.add_row(u.name, "-", "-", "[yellow]unavailable[/]", "bundled", "-", f"runner {', '.join(u.runners)}")
     output.stdout.print(table)
     for u in missing:
-        output.stderr.print(f"note: {output._escape(u.what)}; {output._escape(u.hint)}")
+        output.stderr.print(f"note: {safe(u.what)}; {safe(u.hint)}")
     for rec in registry.broken():
         output.print_warning(rec.error)  # type: ignore[arg-type]
     for rec in registry.records:
         if rec.shadowed_by is not None:
-            output.stderr.print(f"note: {rec.label} is shadowed by {rec.shadowed_by}")
+            output.stderr.print(f"note: {safe(rec.label)} is shadowed by {safe(rec.shadowed_by)}")
     for conflict in registry.conflicts:
         output.print_warning(conflict)
 
@@ -132,9 +135,9 @@ def info(
             hint="`hm plugin list` shows every plugin",
         )
     if format == "json":
-        output.print_json(record_to_json(rec))
+        output.print_json(record_to_json(rec, registry))
     else:
-        _print_info(rec)
+        _print_info(rec, registry)
     if rec.error is not None:
         raise typer.Exit(int(ExitCode.PLUGIN_LOAD))
 
@@ -145,32 +148,33 @@ def _default_text(kind: str, default: object) -> str:
     return "default off" if kind == "flag" else "optional"
 
 
-def _print_info(rec: PluginRecord) -> None:
+def _print_info(rec: PluginRecord, registry: Registry) -> None:
     out = output.stdout
     m = rec.manifest
-    out.print(f"[bold]{rec.name}[/] {m.version if m else ''}".rstrip())
+    out.print(f"[bold]{safe(rec.name)}[/] {safe(m.version) if m else ''}".rstrip())
     if m and m.description:
-        out.print(m.description)
-    out.print(f"path:     {rec.path}")
-    out.print(f"origin:   {rec.origin}")
-    out.print(f"abi:      {f'{rec.abi[0]}.{rec.abi[1]}' if rec.abi else 'unknown'}")
-    out.print(f"status:   {_status(rec)}")
+        out.print(safe(m.description))
+    out.print(f"path:      {safe(rec.path)}")
+    out.print(f"origin:    {rec.origin}")
+    out.print(f"abi:       {f'{rec.abi[0]}.{rec.abi[1]}' if rec.abi else 'unknown'}")
+    out.print(f"status:    {_status(rec)}")
+    out.print(f"isolation: {registry.isolation(rec)} (from {registry.policy.source(rec.name)})")
     if m and m.requires_hm:
-        out.print(f"requires: hm {m.requires_hm}")
+        out.print(f"requires:  hm {safe(m.requires_hm)}")
     if rec.shadowed_by:
-        out.print(f"shadowed by {rec.shadowed_by}")
+        out.print(f"shadowed by {safe(rec.shadowed_by)}")
     if rec.error:
-        out.print(f"[red]error:[/]    {output._escape(rec.error.one_line())}")
+        out.print(f"[red]error:[/]     {safe(rec.error.one_line())}")
     if m:
         out.print("capabilities:")
         for cap in m.capabilities:
-            out.print(f"  - {describe_capability(cap)}")
+            out.print(f"  - {safe(describe_capability(cap))}")
             if isinstance(cap, SubcommandCapability):
                 if cap.summary:
-                    out.print(f"      {cap.summary}")
+                    out.print(f"      {safe(cap.summary)}")
                 for arg in cap.args:
                     req = "required" if arg.required else _default_text(arg.kind, arg.default)
-                    out.print(f"      {arg.name} ({arg.kind}, {arg.type}, {req}) {arg.help}")
+                    out.print(f"      {safe(arg.name)} ({arg.kind}, {arg.type}, {safe(req)}) {safe(arg.help)}")
             elif isinstance(cap, LifecycleHookCapability):
                 out.print(f"      timeout {cap.timeout_ms} ms")
             elif isinstance(cap, StepExecutorCapability) and cap.runner_args:
@@ -178,7 +182,7 @@ def _print_info(rec: PluginRecord) -> None:
                 for spec in cap.runner_args:
                     kinds = " or ".join(spec.types)
                     choices = f" ({' | '.join(spec.choices)})" if spec.choices else ""
-                    out.print(f"        {spec.name} ({kinds}){choices} {output._escape(spec.help)}".rstrip())
+                    out.print(f"        {safe(spec.name)} ({kinds}){safe(choices)} {safe(spec.help)}".rstrip())
 
 
 from hm.cli import install_cmds  # noqa: E402  (registers install/remove on `app`)

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from hm.cli.group import write_commands
-from hm.runtime.registry import PluginRecord, Registry
+from hm.runtime import PluginRecord, Registry
 from hm_plugin_sdk.protocol import ArgSpec, SubcommandCapability, SubcommandInput
 
 _TYPES: dict[str, click.ParamType] = {"string": click.STRING, "int": click.INT, "bool": click.BOOL}
@@ -49,13 +49,24 @@ def make_command(registry: Registry, rec: PluginRecord, cap: SubcommandCapabilit
     def callback(**kwargs: Any) -> None:
         from hm.cli import output
         from hm.cli.session import SESSION
-        from hm.runtime.host_services import HostServices
+        from hm.errors import PluginCallError
+        from hm.runtime import HostServices
 
+        SESSION.reap_leftovers = False  # a plugin's command may start what outlives it
         plugin = registry.load(rec)
         inp = SubcommandInput(
             verb_path=list(cap.verb), args={names[k]: v for k, v in kwargs.items()}, env=dict(os.environ)
         )
         info = plugin.run_subcommand(inp, HostServices(project_root=SESSION.project_root))
+        if not 0 <= info.exit_code <= 255:
+            # an exit status is one byte: 256 would read as success
+            raise PluginCallError(
+                f"run_subcommand returned exit code {info.exit_code}, outside 0-255",
+                path=plugin.path,
+                plugin=plugin.name,
+                code="bad_exit_code",
+                hint="this is a bug in the plugin; report it to its author",
+            )
         if info.message:
             (output.stdout if info.exit_code == 0 else output.stderr).print(info.message, markup=False)
         raise click.exceptions.Exit(info.exit_code)

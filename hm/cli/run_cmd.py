@@ -15,7 +15,7 @@ from hm.errors import ExitCode
 
 if TYPE_CHECKING:
     from hm.pipeline.routing import RunnerInfo
-    from hm.runtime.registry import Registry
+    from hm.runtime import Registry
 
 
 def run(
@@ -96,7 +96,7 @@ def runner_info(registry: Registry) -> dict[str, RunnerInfo]:
     """What validation needs to know about each runner: from the manifests of the
     loaded plugins, and from the bundled plugins the build had to leave out."""
     from hm.pipeline.routing import RunnerInfo
-    from hm.runtime.unavailable import unavailable_bundled
+    from hm.runtime import unavailable_bundled
     from hm_plugin_sdk.protocol import StepExecutorCapability
 
     info: dict[str, RunnerInfo] = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from hm.runtime.registry import Registry
+    from hm.runtime import Registry
 
 Format = Literal["human", "json"]
 
@@ -22,6 +22,8 @@ Format = Literal["human", "json"]
 class Session:
     verbose: bool = False
     project_dir: Path | None = None
+    #: Kill what plugins left running when hm exits (off for plugin verbs and extensions).
+    reap_leftovers: bool = True
     _registry: Registry | None = field(default=None, repr=False)
 
     @property

@@ -12,8 +12,8 @@
 * Ctrl-C and a hook's abort stop the whole build.
 * A step's ``timeout_seconds`` is enforced through ``should_cancel`` and by a
   watchdog that asks the step to stop when its deadline passes, even if its
-  runner never polls. A runner that still has not returned
-  ``KILL_GRACE_SECONDS`` after it was asked to stop is given up on: an isolated
+  runner never polls. A runner that still has not returned ``kill_grace()``
+  seconds after it was asked to stop is given up on: an isolated
   one's worker is stopped by its transport, an in-process one's thread is
   abandoned (it cannot be interrupted; hm still exits), and the step ends
   ``timed_out`` or ``cancelled``.
@@ -39,7 +39,7 @@ from hm.pipeline.graph import Chain, Plan
 from hm.pipeline.ir import CommandStep, Pipeline
 from hm.run.events import EventBus, now_ts
 from hm.run.services import RunServices, StepState
-from hm.runtime import KILL_GRACE_SECONDS, Plugin
+from hm.runtime import Plugin, kill_grace
 from hm_plugin_sdk.protocol import (
     ChainFailed,
     ExecutorInput,
@@ -161,7 +161,7 @@ class Scheduler:
             for state, scope, isolated in list(self._running.values()):
                 if state.stop_at is None and (state.should_stop() or self.services.cancelled.is_set()):
                     state.stop_at = now
-                grace = KILL_GRACE_SECONDS + (_ISOLATED_SLACK if isolated else 0)
+                grace = kill_grace() + (_ISOLATED_SLACK if isolated else 0)
                 if state.stop_at is not None and now - state.stop_at >= grace:
                     scope.cancel()
 
@@ -318,7 +318,7 @@ class Scheduler:
             del self._running[step.key]
         if result is None:
             return self._given_up(
-                step, state, f"{plugin.name} did not stop within {KILL_GRACE_SECONDS:g} s; its thread was abandoned"
+                step, state, f"{plugin.name} did not stop within {kill_grace():g} s; its thread was abandoned"
             )
         message = result.message
         if result.exit_code < 0 or result.exit_code > 255:

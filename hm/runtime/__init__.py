@@ -35,24 +35,40 @@ __all__ = [
     "Registry",
     "RemoveResult",
     "Transport",
+    "UnavailablePlugin",
+    "VtableFacts",
+    "check_vtable",
+    "exit_expected",
     "folder_label",
     "install_plugin",
+    "kill_grace",
+    "live_calls",
     "open_plugin",
+    "open_transport",
     "plugin_suffix",
     "probe",
     "remove_plugin",
     "set_last_words",
     "shutdown_workers",
     "translate",
+    "unavailable_bundled",
 ]
 
 _WHERE = {
+    "live_calls": "loader",
+    "exit_expected": "loader",
+    "check_vtable": "vtable_check",
+    "VtableFacts": "vtable_check",
+    "open_transport": "transport",
+    "unavailable_bundled": "unavailable",
+    "UnavailablePlugin": "unavailable",
     "ISOLATIONS": "transport",
     "Isolation": "transport",
     "Op": "transport",
     "Transport": "transport",
     "KILL_GRACE_SECONDS": "worker",
     "WORKER_EXE": "worker",
+    "kill_grace": "worker",
     "set_last_words": "loader",
     "shutdown_workers": "worker",
     "CallContext": "calls",
@@ -103,9 +119,11 @@ if TYPE_CHECKING:
     )
     from hm.runtime.isolation import IsolationPolicy
     from hm.runtime.kv_store import PluginKvStore
-    from hm.runtime.loader import set_last_words
+    from hm.runtime.loader import exit_expected, live_calls, set_last_words
     from hm.runtime.plugin import Plugin, open_plugin, translate
     from hm.runtime.probe import probe
     from hm.runtime.registry import PluginRecord, Registry
-    from hm.runtime.transport import ISOLATIONS, Isolation, Op, Transport
-    from hm.runtime.worker import KILL_GRACE_SECONDS, WORKER_EXE, shutdown_workers
+    from hm.runtime.transport import ISOLATIONS, Isolation, Op, Transport, open_transport
+    from hm.runtime.unavailable import UnavailablePlugin, unavailable_bundled
+    from hm.runtime.vtable_check import VtableFacts, check_vtable
+    from hm.runtime.worker import KILL_GRACE_SECONDS, WORKER_EXE, kill_grace, shutdown_workers

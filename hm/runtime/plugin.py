@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import msgspec
 
-from hm.errors import PluginCallAbandoned, PluginCallError, PluginCrashed, PluginLoadError
+from hm.errors import PluginCallAbandoned, PluginCallError, PluginCrashed, PluginLoadError, PluginOutputTooLarge
 from hm.runtime.calls import CallContext
 from hm.runtime.host_services import HostServices
 from hm.runtime.limits import MAX_MANIFEST_BYTES, MAX_MESSAGE_BYTES
@@ -199,6 +199,15 @@ def open_plugin(
         raise
 
 
+def _manifest_too_large(size: int, path: str) -> PluginLoadError:
+    return PluginLoadError(
+        f"its manifest is {size} bytes, more than the {MAX_MANIFEST_BYTES} bytes allowed",
+        path=path,
+        stage="manifest",
+        hint="a manifest names the plugin and lists its capabilities; report this to the plugin's author",
+    )
+
+
 def _read_manifest(transport: Transport, services: HostServices | None, timeout: float | None) -> Plugin:
     shown = transport.path
     ctx = CallContext(Path(shown).stem, shown, "manifest", services or HostServices(), None, transport.owner)
@@ -213,6 +222,8 @@ def _read_manifest(transport: Transport, services: HostServices | None, timeout:
         ) from None
     except PluginCallAbandoned as exc:
         raise PluginLoadError(exc.what, path=shown, stage="hung", hint=exc.hint) from None
+    except PluginOutputTooLarge as exc:
+        raise _manifest_too_large(exc.size, shown) from None
     if status != Status.OK:
         try:
             name = Status(status).name
@@ -225,12 +236,7 @@ def _read_manifest(transport: Transport, services: HostServices | None, timeout:
             hint="run `hm plugin check` on it, or report this to the plugin's author",
         )
     if len(data) > MAX_MANIFEST_BYTES:
-        raise PluginLoadError(
-            f"its manifest is {len(data)} bytes, more than the {MAX_MANIFEST_BYTES} bytes allowed",
-            path=shown,
-            stage="manifest",
-            hint="a manifest names the plugin and lists its capabilities; report this to the plugin's author",
-        )
+        raise _manifest_too_large(len(data), shown)
     manifest = decode_manifest(data, path=shown)
     check_capabilities(manifest, transport.facts.offers if transport.facts else 0, shown)
     transport.set_name(manifest.name)

@@ -14,7 +14,7 @@ wakes another waiting caller to take over. A lone call therefore costs one
 write, one poll and one read, with no thread hop. Every waiting caller wakes at
 least every ``TICK`` seconds to ask its services whether the call should stop
 (Ctrl-C, fail-fast, a step's timeout) and sends CANCEL; a call still running
-``KILL_GRACE_SECONDS`` later is abandoned and its worker *retired*: it takes no
+``kill_grace()`` seconds later is abandoned and its worker *retired*: it takes no
 new call and is killed as soon as it serves no other one.
 """
 
@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from hm import child_process
-from hm.errors import PluginCallAbandoned, PluginCallError, PluginCrashed, PluginLoadError
+from hm.errors import PluginCallAbandoned, PluginCallError, PluginCrashed, PluginLoadError, PluginOutputTooLarge
 from hm.runtime import host_calls
 from hm.runtime.calls import HANDLES, CallContext
+from hm.runtime.limits import MAX_MESSAGE_BYTES
 from hm.runtime.vtable_check import VtableFacts, load_refusal
 from hm.runtime.worker_protocol import (
     OP_MANIFEST,
@@ -51,13 +52,22 @@ from hm.runtime.worker_protocol import (
 from hm.safe_text import printable
 from hm_plugin_sdk.abi import Status
 
-__all__ = ["KILL_GRACE_SECONDS", "WORKER_EXE", "WorkerProcess", "WorkerTransport", "shutdown_workers"]
+__all__ = [
+    "KILL_GRACE_SECONDS",
+    "WORKER_EXE",
+    "WorkerProcess",
+    "WorkerTransport",
+    "kill_grace",
+    "shutdown_workers",
+    "worker_exe",
+]
 
 log = logging.getLogger("hm.plugin")
 
 #: The worker executable, built with hm (build.py).
 WORKER_EXE = Path(__file__).resolve().parent.parent / "_native" / "hm-worker"
-#: How long a stopped call may keep running before hm gives up on it.
+#: How long a stopped call may keep running before hm gives up on it
+#: (``HM_KILL_GRACE_SECONDS`` overrides it; see :func:`kill_grace`).
 KILL_GRACE_SECONDS = 15.0
 #: How often a waiting caller checks whether its call should stop.
 TICK = 0.05
@@ -67,6 +77,27 @@ _READ_CHUNK = 1 << 20
 _OP_NAMES = {0: "manifest", 1: "execute_step", 2: "on_hook_event", 3: "run_subcommand"}
 _DENIED = int(Status.ERR_DENIED)
 _INVALID = int(Status.ERR_INVALID_ARGUMENT)
+
+
+def worker_exe() -> Path:
+    """The executable that serves a plugin: WORKER_EXE, or ``HM_WORKER_EXE`` (for
+    testing hm against a worker that misbehaves)."""
+    override = os.environ.get("HM_WORKER_EXE")
+    return Path(override) if override else WORKER_EXE
+
+
+def kill_grace() -> float:
+    """Seconds between asking a call to stop and giving up on it: KILL_GRACE_SECONDS,
+    or ``HM_KILL_GRACE_SECONDS`` when set to a positive number."""
+    value = os.environ.get("HM_KILL_GRACE_SECONDS")
+    if value:
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = 0
+        if seconds > 0:
+            return seconds
+    return KILL_GRACE_SECONDS
 
 
 class _Pending:
@@ -148,12 +179,15 @@ class WorkerProcess:
         self._wlock = threading.Lock()
         self._rlock = threading.Lock()
         self._pending: dict[int, _Pending] = {}
+        #: Calls given up on: their late answers are expected, not a fault.
+        self._abandoned: set[int] = set()
         self._buf = bytearray()
         self._dead = False
         self._stopped_by_hm: str | None = None
         self._exit_note: str | None = None
         self._stderr_tail: deque[str] = deque(maxlen=20)
         self._stderr_thread: threading.Thread | None = None
+        self._stderr_stop = threading.Event()
         self._poll: select.poll | None = None
         self._rfd = -1
         self._wfd = -1
@@ -177,14 +211,15 @@ class WorkerProcess:
         :raises PluginLoadError: the library cannot be loaded, the worker crashed or
             hung while loading it, or it speaks another protocol.
         """
-        if not WORKER_EXE.exists():
+        exe = worker_exe()
+        if not exe.exists():
             raise PluginLoadError(
-                f"hm's worker executable {WORKER_EXE} is missing, so the plugin cannot run isolated",
+                f"hm's worker executable {exe} is missing, so the plugin cannot run isolated",
                 path=self.path,
                 hint="reinstall hm (`pip install .` builds it), or run the plugin in process",
             )
         self.proc = child_process.spawn(
-            [str(WORKER_EXE)], env=self._env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [str(exe)], env=self._env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._wfd = self.proc.stdin.fileno()
@@ -336,11 +371,11 @@ class WorkerProcess:
             if stop:
                 p.cancel_at = now
                 self._send([Msg.CANCEL, handle])
-        elif now - p.cancel_at >= KILL_GRACE_SECONDS:
+        elif now - p.cancel_at >= kill_grace():
             self._abandon(handle)
             step = f" of step '{p.ctx.step_key}'" if p.ctx.step_key else ""
             raise PluginCallAbandoned(
-                f"did not stop {op}{step} within {KILL_GRACE_SECONDS:g} s of being asked to; its worker was stopped",
+                f"did not stop {op}{step} within {kill_grace():g} s of being asked to; its worker was stopped",
                 path=self.path,
                 plugin=self.name,
                 op=op,
@@ -351,6 +386,7 @@ class WorkerProcess:
 
     def _abandon(self, handle: int) -> None:
         self._pending.pop(handle, None)
+        self._abandoned.add(handle)
         self.retire()
 
     def retire(self) -> None:
@@ -377,6 +413,10 @@ class WorkerProcess:
                     return
                 continue
             if not self._poll.poll(TICK * 1000):
+                # a process the plugin forked may hold our pipe open after the
+                # worker died, so end of file alone is not enough to notice
+                if self.proc is not None and self.proc.poll() is not None:
+                    self._on_death()
                 return
             try:
                 data = os.read(self._rfd, _READ_CHUNK)
@@ -391,11 +431,23 @@ class WorkerProcess:
         kind = message[0]
         try:
             if kind == Msg.RESULT:
-                _, handle, status, data = message
+                handle, status, data = message[1], message[2], message[3]
                 q = self._pending.pop(handle, None)
                 if q is not None:
-                    q.status, q.data, q.done = int(status), bytes(data), True
+                    q.status, q.data = int(status), bytes(data)
+                    if len(message) >= 5:  # too large for a frame: only its size came
+                        q.error = PluginOutputTooLarge(
+                            f"{_OP_NAMES.get(q.op, q.op)} returned {message[4]} bytes, more than the "
+                            f"{MAX_MESSAGE_BYTES} bytes a message may have",
+                            path=self.path,
+                            plugin=self.name,
+                            size=int(message[4]),
+                            hint="this is a bug in the plugin; report it to its author",
+                        )
+                    q.done = True
                     q.set_wake()
+                elif handle not in self._abandoned:
+                    log.warning("%s: its worker answered a call hm did not make; the answer was ignored", self.label)
                 if self.retired and not self._pending:
                     self.kill("it was given up on")
             elif kind == Msg.NOTIFY:
@@ -495,19 +547,49 @@ class WorkerProcess:
         return f" (its last output: {text[-400:]})" if text else ""
 
     def _read_stderr(self) -> None:
+        """Mirror the worker's stderr line by line, until the worker is reaped.
+
+        Raw reads with a timeout, not ``readline``: a process the plugin left
+        behind may hold the pipe open for ever, and closing a buffered reader that
+        another thread blocks in would hang hm."""
         assert self.proc is not None and self.proc.stderr is not None
-        for raw in iter(self.proc.stderr.readline, b""):
-            line = raw.rstrip(b"\n").decode("utf-8", "replace")
-            if line.startswith("hm-worker: the plugin called exit("):
-                self._exit_note = line.removeprefix("hm-worker: the plugin ")
-            self._stderr_tail.append(line)
-            log.log(self._stderr_level, "%s: %s", self.name or self.path, printable(line))
+        fd = self.proc.stderr.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        pending = b""
+        while not self._stderr_stop.is_set():
+            if not poller.poll(200):
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                self._stderr_line(raw)
+            if len(pending) > 65536:  # a line without end: show it in parts
+                self._stderr_line(pending)
+                pending = b""
+        if pending:
+            self._stderr_line(pending)
+
+    def _stderr_line(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace")
+        if line.startswith("hm-worker: the plugin called exit("):
+            self._exit_note = line.removeprefix("hm-worker: the plugin ")
+        self._stderr_tail.append(line)
+        log.log(self._stderr_level, "%s: %s", self.name or self.path, printable(line))
 
     def _release(self) -> None:
         """After the process ended: stop tracking it and close its pipes."""
         assert self.proc is not None
         child_process.forget(self.proc)
         if self._stderr_thread is not None and self._stderr_thread is not threading.current_thread():
+            self._stderr_thread.join(timeout=0.5)  # what the worker wrote before it died
+            self._stderr_stop.set()
             self._stderr_thread.join(timeout=1)
         with self._wlock:
             for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
@@ -553,7 +635,10 @@ class WorkerProcess:
             pass
         already = self._dead
         self._dead = True
-        child_process.terminate_child(self.proc, grace)
+        try:  # let it leave by itself: it ends what its plugin started on the way out
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            child_process.terminate_child(self.proc, grace)
         if not already:
             self._release()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from hm.errors import UsageError
-from hm.runtime.discovery import plugin_suffix
+from hm.runtime import plugin_suffix
 from hm.scaffold import c_templates, rust_templates
 from hm_plugin_sdk.abi import INCLUDE_DIR
 

@@ -345,6 +345,9 @@ static void run_supervisor(const child_setup_t *cs)
         child_report(st, STAGE_SETUP, errno);
 #if defined(__linux__)
     prctl(PR_SET_PDEATHSIG, SUPERVISOR_PDEATH);
+    /* the step's orphans (`cmd &` after the shell left) become ours to reap,
+     * not zombies of the host's */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
 #endif
     if (getppid() != cs->parent) /* it died before prctl took effect */
         _exit(137);
@@ -393,9 +396,16 @@ static void run_supervisor(const child_setup_t *cs)
         sig = sigtimedwait(&waitset, NULL, &tick);
         if (sig == SUPERVISOR_PDEATH || getppid() != cs->parent)
             kill_step(); /* the runner is gone: so is the step */
-        if (!reaped && waitpid(shell, &status, WNOHANG) == shell) {
-            reaped = 1;
-            put_msg(st, MSG_EXITED, status);
+        for (;;) { /* reap the shell and any orphan of the step that ended */
+            int any_status;
+            pid_t done = waitpid(-1, &any_status, WNOHANG);
+            if (done <= 0)
+                break;
+            if (done == shell && !reaped) {
+                reaped = 1;
+                status = any_status;
+                put_msg(st, MSG_EXITED, status);
+            }
         }
         /* then wait for the runner's SIGKILL of the group */
     }

@@ -43,7 +43,7 @@ def test_plugin_info_shows_path_abi_and_capabilities() -> None:
     result = run_hm("plugin", "info", "failing-subcommand", env=ALL)
     assert result.returncode == 0, result.stderr
     assert str(FIXTURES / "failing-subcommand.so") in result.stdout
-    assert "abi:      1.0" in result.stdout
+    assert "abi:       1.0" in result.stdout
     assert "command `hm fail`" in result.stdout
     assert "reason (option, string" in result.stdout
 

@@ -12,6 +12,7 @@
  */
 #include "worker.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,10 @@
 #include <unistd.h>
 
 #include "hm_msgpack.h"
+
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 
 static const hm_plugin_vtable_t *vt = NULL;
 static void *instance = NULL;
@@ -41,11 +46,72 @@ static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static int have_leader = 0;
 static idler_t *idlers = NULL; /* a stack: the most recently idle thread is warmest */
 
-static void die(const char *why)
+/* SIGKILLs every child of this process (and the process group each leads), so
+ * nothing the plugin started outlives its worker: the worker is a child
+ * subreaper, so what the plugin left behind (a daemon forked while loading, a
+ * step's orphans) is a child by now. Linux: from /proc; elsewhere nothing. */
+static void kill_children(void)
+{
+#if defined(__linux__)
+    int round;
+    pid_t me = getpid(), my_group = getpgrp();
+    for (round = 0; round < 3; round++) {
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        int found = 0;
+        if (d == NULL)
+            return;
+        while ((e = readdir(d)) != NULL) {
+            char path[300], stat[512], *close_paren;
+            long ppid = 0, pgrp = 0;
+            int fd;
+            ssize_t n;
+            if (e->d_name[0] < '0' || e->d_name[0] > '9')
+                continue;
+            snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+            fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                continue;
+            n = read(fd, stat, sizeof stat - 1);
+            close(fd);
+            if (n <= 0)
+                continue;
+            stat[n] = '\0';
+            close_paren = strrchr(stat, ')'); /* the command name may hold anything */
+            if (close_paren == NULL || sscanf(close_paren + 2, "%*c %ld %ld", &ppid, &pgrp) != 2)
+                continue;
+            if ((pid_t)ppid != me)
+                continue;
+            if ((pid_t)pgrp != my_group && pgrp > 1)
+                kill(-(pid_t)pgrp, SIGKILL);
+            kill((pid_t)atol(e->d_name), SIGKILL);
+            found = 1;
+        }
+        closedir(d);
+        if (!found)
+            return;
+        usleep(20000); /* let grandchildren be reparented to us, then look again */
+    }
+#endif
+}
+
+/* Every way out of the worker but a crash: nothing it started stays. */
+__attribute__((noreturn)) static void leave(int status)
+{
+    kill_children();
+    _exit(status);
+}
+
+void wk_leave(int status)
+{
+    leave(status);
+}
+
+__attribute__((noreturn)) static void die(const char *why)
 {
     /* stderr is the host's log of this worker */
     dprintf(2, "hm-worker: %s\n", why);
-    _exit(70);
+    leave(70);
 }
 
 /* ---- messages out ------------------------------------------------------------ */
@@ -107,12 +173,19 @@ static void send_loaded(int code, const char *detail, const hm_plugin_vtable_t *
 static void send_result(uint64_t handle, hm_status_t status, const uint8_t *p, size_t len)
 {
     hm_mp_writer_t w;
+    int oversize = len > WK_MAX_FRAME - 64; /* room for the array around it */
     hm_mp_writer_init(&w);
-    hm_mp_write_array(&w, 4);
+    hm_mp_write_array(&w, oversize ? 5 : 4);
     hm_mp_write_uint(&w, WK_RESULT);
     hm_mp_write_uint(&w, handle);
     hm_mp_write_int(&w, status);
-    hm_mp_write_bin(&w, p, len);
+    if (oversize) {
+        /* too large for a frame: say how large, so hm can name the fault */
+        hm_mp_write_bin(&w, NULL, 0);
+        hm_mp_write_uint(&w, len);
+    } else {
+        hm_mp_write_bin(&w, p, len);
+    }
     send_writer(&w, 1);
 }
 
@@ -298,7 +371,7 @@ static int dispatch(const uint8_t *body, size_t len, uint64_t *handle, int *op, 
         wk_flush();
         if (vt != NULL && wk_calls_running() == 0)
             vt->destroy(instance);
-        _exit(0);
+        leave(0);
     default:
         die("unknown message type from hm");
     }
@@ -313,7 +386,7 @@ static void lead(uint64_t *handle, int *op, uint8_t **payload, size_t *payload_l
         size_t len;
         int rc = wk_read_frame(&in, &body, &len);
         if (rc == -1)
-            _exit(0); /* hm is gone: never outlive it */
+            leave(0); /* hm is gone: never outlive it */
         if (rc == -2)
             die("a frame from hm is empty or over 64 MiB");
         if (rc == -3)
@@ -410,6 +483,10 @@ int main(int argc, char **argv)
 
     /* a closed channel is an error code from write(), not a signal */
     signal(SIGPIPE, SIG_IGN);
+#if defined(__linux__)
+    /* orphans of the plugin's processes become ours, so leave() can end them */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+#endif
 
     /* the protocol moves to private descriptors; fd 1 becomes stderr, so a
      * plugin's printf can never garble a frame */

@@ -148,7 +148,7 @@ static void flush_locked(void)
     if (out.len == 0)
         return;
     if (wk_write_all(out.fd, out.buf, out.len) != 0)
-        _exit(0); /* hm closed the channel: it is gone */
+        wk_leave(0); /* hm closed the channel: it is gone */
     out.len = 0;
     out.log_at = SIZE_MAX;
     if (out.cap > 4u * 1024u * 1024u) { /* a burst grew the buffer: give it back */

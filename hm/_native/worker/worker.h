@@ -129,6 +129,11 @@ void wk_deliver_reply(uint64_t req_id, int32_t status, const uint8_t *data, size
  * that claims `size` bytes and ABI minor `minor`, with later fields NULL. */
 const hm_host_api_t *wk_host_table(uint32_t size, uint32_t minor);
 
+/* ---- main.c --------------------------------------------------------------- */
+
+/* Ends the worker with `status` after killing every process it started. */
+__attribute__((noreturn)) void wk_leave(int status);
+
 /* ---- reaper.c ------------------------------------------------------------- */
 
 int wk_reaper_main(int argc, char **argv);
