@@ -183,6 +183,7 @@ void wk_request(uint64_t handle, int fn, const uint8_t *args, size_t args_len, u
     } else {
         wk_send(body, body_len);
         free(body);
+        wk_pool_need_reader(); /* the REPLY must be read even if every thread is busy */
     }
 
     pthread_mutex_lock(&wait_mu);

@@ -1,14 +1,7 @@
 /*
- * main.c — hm-worker: start-up, handshake, loading the plugin, and the pool of
- * threads that read hm's messages and run calls (docs/worker-protocol.md).
- *
- * The pool is leader/follower: exactly one thread (the leader) reads the
- * protocol input. A CALL makes the leader hand leadership to an idle thread
- * (creating one if none is idle) and run the call itself, so a call starts on
- * the thread that read it, with no hand-off in between. Any other message is
- * dispatched by the leader, which then goes on reading. There is always a
- * leader, so a REPLY or CANCEL is read even while every other thread is inside
- * the plugin.
+ * main.c — hm-worker: start-up, handshake, loading the plugin, dispatching
+ * hm's messages and running calls (docs/worker-protocol.md). Which thread reads
+ * and which runs a call is pool.c's business.
  */
 #include "worker.h"
 
@@ -33,18 +26,6 @@ static void *instance = NULL;
 static int loaded = 0; /* LOAD answered with a vtable */
 
 static wk_in_t in = {-1, NULL, 0, 0, 0};
-
-/* Leadership passes explicitly: an idle thread waits on its own condition
- * variable until a leader that read a CALL hands leadership to it by name. */
-typedef struct idler {
-    pthread_cond_t cv;
-    int woken;
-    struct idler *next;
-} idler_t;
-
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static int have_leader = 0;
-static idler_t *idlers = NULL; /* a stack: the most recently idle thread is warmest */
 
 /* SIGKILLs every child of this process (and the process group each leads), so
  * nothing the plugin started outlives its worker: the worker is a child
@@ -293,23 +274,7 @@ static void run_call(uint64_t handle, int op, const uint8_t *payload, size_t len
         vt->free(instance, out.ptr, out.len);
 }
 
-/* ---- the pool ------------------------------------------------------------------ */
-
-static void *pool_thread(void *arg);
-
-/* Returns 0, or -1 when no thread can be created. */
-static int spawn_thread(void)
-{
-    pthread_t t;
-    pthread_attr_t attr;
-    int rc;
-    if (pthread_attr_init(&attr) != 0)
-        return -1;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    rc = pthread_create(&t, &attr, pool_thread, NULL);
-    pthread_attr_destroy(&attr);
-    return rc == 0 ? 0 : -1;
-}
+/* ---- reading and running calls -------------------------------------------------- */
 
 /* Handles one frame as leader. Returns 1 when it was a CALL that this thread
  * must now run (leadership already given away), with its payload copied. */
@@ -396,61 +361,15 @@ static void lead(uint64_t *handle, int *op, uint8_t **payload, size_t *payload_l
     }
 }
 
-static void *pool_thread(void *arg)
+static void next_call(wk_call_t *call)
 {
-    int leading = 0;
-    (void)arg;
-    for (;;) {
-        uint64_t handle = 0;
-        int op = 0, handed_over = 1;
-        uint8_t *payload = NULL;
-        size_t payload_len = 0;
+    lead(&call->handle, &call->op, &call->payload, &call->payload_len);
+}
 
-        if (!leading) {
-            pthread_mutex_lock(&pool_mu);
-            if (have_leader) {
-                idler_t me;
-                pthread_cond_init(&me.cv, NULL);
-                me.woken = 0;
-                me.next = idlers;
-                idlers = &me;
-                while (!me.woken)
-                    pthread_cond_wait(&me.cv, &pool_mu);
-                pthread_cond_destroy(&me.cv);
-                /* the leader that woke us left have_leader set: it is ours now */
-            } else {
-                have_leader = 1;
-            }
-            pthread_mutex_unlock(&pool_mu);
-        }
-
-        lead(&handle, &op, &payload, &payload_len);
-
-        pthread_mutex_lock(&pool_mu);
-        if (idlers != NULL) {
-            idler_t *next = idlers;
-            idlers = next->next;
-            next->woken = 1;
-            pthread_cond_signal(&next->cv);
-        } else if (spawn_thread() == 0) {
-            have_leader = 0; /* the new thread (or a returning one) takes it */
-        } else {
-            handed_over = 0;
-        }
-        pthread_mutex_unlock(&pool_mu);
-
-        if (!handed_over) {
-            /* no thread could take over reading: refuse this call, keep leading */
-            send_result(handle, HM_ERR_NO_MEMORY, NULL, 0);
-            free(payload);
-            leading = 1;
-            continue;
-        }
-        leading = 0;
-        run_call(handle, op, payload, payload_len);
-        free(payload);
-    }
-    return NULL;
+static void run_and_free(wk_call_t *call)
+{
+    run_call(call->handle, call->op, call->payload, call->payload_len);
+    free(call->payload);
 }
 
 /* ---- start-up ------------------------------------------------------------------ */
@@ -498,7 +417,8 @@ int main(int argc, char **argv)
     if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(2, 1) < 0)
         die("cannot redirect stdin/stdout");
     close(devnull);
-    in.fd = in_fd;
+    if (wk_in_start(&in, in_fd) != 0)
+        die("cannot set up the protocol input");
 
 #if defined(__GLIBC__)
     on_exit(on_exit_handler, NULL);
@@ -509,6 +429,5 @@ int main(int argc, char **argv)
     if (wk_out_start(out_fd) != 0)
         die("cannot start the output thread");
     send_hello();
-    pool_thread(NULL);
-    return 0;
+    wk_pool_run(next_call, run_and_free);
 }

@@ -15,6 +15,8 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,6 +38,36 @@ int wk_write_all(int fd, const uint8_t *p, size_t len)
 }
 
 /* ---- input ---------------------------------------------------------------- */
+
+#define SPIN_NS 50000L /* 50 us */
+
+static long elapsed_ns(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long)(now.tv_sec - since->tv_sec) * 1000000000L + (now.tv_nsec - since->tv_nsec);
+}
+
+/* Waits until fd has data (or its writer is gone). Looks again for a short
+ * while before sleeping: hm's next message usually follows within
+ * microseconds, and a thread that went to sleep costs a wake-up (tens of
+ * microseconds on a virtual machine's idle CPU) on every call. */
+static void wait_readable(int fd)
+{
+    struct timespec start;
+    struct pollfd p;
+    p.fd = fd;
+    p.events = POLLIN;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        p.revents = 0;
+        if (poll(&p, 1, 0) > 0)
+            return;
+    } while (elapsed_ns(&start) < SPIN_NS);
+    p.revents = 0;
+    while (poll(&p, 1, -1) < 0 && errno == EINTR)
+        ;
+}
 
 static uint32_t load_le32(const uint8_t *p)
 {
@@ -67,11 +99,22 @@ static int fill(wk_in_t *in, size_t need)
         ssize_t n = read(in->fd, in->buf + in->end, in->cap - in->end);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            wait_readable(in->fd);
+            continue;
+        }
         if (n <= 0)
             return -1;
         in->end += (size_t)n;
     }
     return 0;
+}
+
+int wk_in_start(wk_in_t *in, int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    in->fd = fd;
+    return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 ? -1 : 0;
 }
 
 int wk_read_frame(wk_in_t *in, const uint8_t **body, size_t *len)

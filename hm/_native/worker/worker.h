@@ -3,8 +3,8 @@
  * native plugin on hm's behalf (docs/worker-protocol.md is the contract).
  *
  * Layout:
- *   main.c       start-up, handshake, LOAD, the thread pool that reads frames
- *                and runs calls, dispatch of host messages
+ *   main.c       start-up, handshake, LOAD, dispatch of host messages, calls
+ *   pool.c       the threads: who reads the protocol input, who runs a call
  *   wire.c       frames in (buffered reader) and out (one ordered, batched
  *                output buffer shared by every thread)
  *   calls.c      the table of running calls (handle -> op, cancel flag) and the
@@ -14,10 +14,10 @@
  *   reaper.c     `hm-worker --reaper`: removes a run's directory if hm dies
  *
  * Threads: one thread at a time is the *leader* and reads the protocol input;
- * when it reads a CALL it hands leadership to an idle thread (or a new one)
- * and runs the call itself, so a call starts without a thread hop. Plugin
- * threads may call the host table at any time; everything they touch here is
- * guarded by the mutexes of wire.c and calls.c.
+ * when it reads a CALL it runs the call itself, so a call starts without a
+ * thread hop, and reading passes to another thread only if the call runs long
+ * (pool.c). Plugin threads may call the host table at any time; everything
+ * they touch here is guarded by the mutexes of wire.c, calls.c and pool.c.
  */
 #ifndef HM_WORKER_H
 #define HM_WORKER_H
@@ -72,6 +72,9 @@ typedef struct wk_in {
     uint8_t *buf;
     size_t cap, start, end;
 } wk_in_t;
+
+/* Makes `fd` the reader's (non-blocking; wk_read_frame waits itself). 0 or -1. */
+int wk_in_start(wk_in_t *in, int fd);
 
 /* Reads the next frame. On 0, *body and *len point into the reader's buffer and
  * stay valid until the next call. Returns -1 at end of file or on a read
@@ -128,6 +131,26 @@ void wk_deliver_reply(uint64_t req_id, int32_t status, const uint8_t *data, size
 /* The table handed to hm_load_plugin. `size` 0: the full table; otherwise a copy
  * that claims `size` bytes and ABI minor `minor`, with later fields NULL. */
 const hm_host_api_t *wk_host_table(uint32_t size, uint32_t minor);
+
+/* ---- pool.c --------------------------------------------------------------- */
+
+/* A CALL read by the leader, with its payload copied (malloc'd, freed by the runner). */
+typedef struct wk_call {
+    uint64_t handle;
+    int op;
+    uint8_t *payload;
+    size_t payload_len;
+} wk_call_t;
+
+/* Reads frames as the leader until one is a CALL (fills *call; never fails). */
+typedef void (*wk_next_call_fn)(wk_call_t *call);
+/* Runs a CALL and frees its payload. */
+typedef void (*wk_run_call_fn)(wk_call_t *call);
+
+/* Runs the thread pool on the calling thread; never returns. */
+__attribute__((noreturn)) void wk_pool_run(wk_next_call_fn next, wk_run_call_fn run);
+/* A plugin thread is about to wait for a reply: make sure someone reads. */
+void wk_pool_need_reader(void);
 
 /* ---- main.c --------------------------------------------------------------- */
 
