@@ -46,7 +46,11 @@
  *   functions take that handle so a log line, a KV access or a cancel check is
  *   attributed to the right plugin, build and step even when many steps run at
  *   once. A handle used after its call returned gets HM_ERR_STALE_CALL, never a
- *   crash. Handles are never reused within a process. During `manifest` and
+ *   crash. Handles are random 64-bit numbers, so they cannot be guessed, and
+ *   each is bound to the plugin it was issued to: a host function called with
+ *   another plugin's live handle answers HM_ERR_DENIED (or HM_ERR_STALE_CALL
+ *   when the plugin runs isolated, in a worker that knows only its own calls).
+ *   Compare handles for equality only; their values mean nothing. During `manifest` and
  *   `run_subcommand` the functions behave as outside a run: step logs, BUILD/STEP
  *   KV scopes and the archive answer HM_ERR_UNAVAILABLE. `hm_load_plugin` gets no
  *   handle, so it cannot log: keep it trivial.
@@ -99,7 +103,8 @@ typedef int32_t hm_status_t;
 #define HM_ERR_NOT_FOUND 4
 /* The call handle does not belong to a running call (already returned, or never issued). */
 #define HM_ERR_STALE_CALL 5
-/* The request is not allowed, e.g. fs_read_config outside `.hm/`. */
+/* The request is not allowed: fs_read_config outside `.hm/`, of a file that is not
+ * regular or is over 16 MiB; any function called with another plugin's handle. */
 #define HM_ERR_DENIED 6
 /* An I/O error on the host side (file, database, archive). */
 #define HM_ERR_IO 7
@@ -236,12 +241,15 @@ typedef struct hm_host_api {
      * Returns the same codes as archive_read. Since 1.0. */
     hm_status_t (*archive_total_size)(hm_call_t call, uint64_t *out_size);
 
-    /* [call-thread] Reads the file at `path` (UTF-8, relative to the project's
-     * `.hm/` directory) into *out, owned by the plugin and released with
-     * hm_host_api_t.free. A path that is absolute or escapes `.hm/` (.., symlinks)
-     * is refused. Returns HM_OK, HM_ERR_DENIED, HM_ERR_NOT_FOUND, HM_ERR_IO,
-     * HM_ERR_UNAVAILABLE (no project), HM_ERR_STALE_CALL. On any error *out is left
-     * untouched. Since 1.0. */
+    /* [call-thread] Reads the regular file at `path` (UTF-8, relative to the
+     * project's `.hm/` directory, at most 16 MiB) into *out, owned by the plugin
+     * and released with hm_host_api_t.free. The host resolves the path beneath
+     * `.hm/` without a window (openat2 RESOLVE_BENEATH, else component by component
+     * with O_NOFOLLOW): a path that is absolute, has a `..` component or leaves
+     * `.hm/` through a symlink is refused, and so are FIFOs, devices, sockets and
+     * larger files (without blocking). Returns HM_OK, HM_ERR_DENIED,
+     * HM_ERR_NOT_FOUND (missing, or a directory), HM_ERR_IO, HM_ERR_UNAVAILABLE (no
+     * project), HM_ERR_STALE_CALL. On any error *out is left untouched. Since 1.0. */
     hm_status_t (*fs_read_config)(hm_call_t call, const uint8_t *path, size_t path_len,
                                   hm_buf_t *out);
 
