@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextvars
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -134,12 +134,18 @@ def step(
     timeout_seconds: float | None = None,
     cache: CachePolicy | Literal["none", "read", "read_write"] | None = None,
     builds_in: str | None = None,
+    artifacts: Sequence[str] | None = None,
+    artifacts_required: bool = False,
 ) -> str:
     """Add a command step; return its handle (the key) for another step's ``builds_in``.
 
     :param runner: runner name; ``None`` uses the default runner.
     :param cache: a :class:`CachePolicy` or just its policy name.
     :param builds_in: handle or key of the step whose snapshot this step starts from.
+    :param artifacts: glob patterns (relative to the workspace) of files kept in the
+        run record when the step succeeds, e.g. ``["dist/**", "report.xml"]``.
+    :param artifacts_required: a pattern that matches nothing fails the step
+        (otherwise it is a warning).
     """
     where = _caller()
     builder = _builder(f"step({key!r})", where)
@@ -156,6 +162,9 @@ def step(
         # A bare policy name is shorthand for CachePolicy(policy=name); _convert checks it.
         "cache": {"policy": cache} if isinstance(cache, str) else msgspec.to_builtins(cache),
         "builds_in": builds_in,
+        # A lone string would be taken letter by letter: let _convert refuse it.
+        "artifacts": [] if artifacts is None else artifacts if isinstance(artifacts, str) else list(artifacts),
+        "artifacts_required": artifacts_required,
     }
     new = _convert(args, CommandStep, f"step({key!r})", where)
     try:

@@ -29,6 +29,12 @@ def state_dir() -> Path:
     return home / "state" if home else Path(platformdirs.user_state_dir("hm"))
 
 
+def runs_dir() -> Path:
+    """Run records (events, full step logs, artifacts): under the state directory,
+    one folder per project."""
+    return state_dir() / "runs"
+
+
 def cache_dir() -> Path:
     """Disposable caches: the manifest cache."""
     home = _home()

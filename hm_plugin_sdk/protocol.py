@@ -26,6 +26,7 @@ import msgspec
 __all__ = [
     "BUILD_EVENT_KINDS",
     "ArgSpec",
+    "Artifact",
     "BuildEvent",
     "BuildFinished",
     "BuildStarted",
@@ -232,12 +233,23 @@ class StepLog(_Event, kw_only=True, tag="step_log"):
     line: str
 
 
+class Artifact(_Message, kw_only=True):
+    """A file a step declared as an artifact, as kept in the run record."""
+
+    #: Relative to the step's workspace, with ``/`` separators.
+    path: str
+    size: int
+    sha256: str
+
+
 class StepFinished(_Event, kw_only=True, tag="step_finished"):
     step_key: str
     status: Literal["succeeded", "failed", "timed_out", "cancelled", "skipped", "error"]
     exit_code: Union[int, None] = None
     duration_ms: int = 0
     message: Union[str, None] = None
+    #: The step's artifacts kept in the run record (empty when it declared none).
+    artifacts: list[Artifact] = []
 
 
 class ChainFailed(_Event, kw_only=True, tag="chain_failed"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from hm import __version__
-from hm.cli import output, plugin_cmds, run_cmd, schema_cmd
+from hm.cli import output, pipelines_cmd, plugin_cmds, run_cmd, runs_cmd, schema_cmd
 from hm.cli.group import HmGroup
 from hm.cli.options import FormatOption
 from hm.cli.session import SESSION
@@ -24,6 +24,10 @@ app = typer.Typer(
 app.add_typer(plugin_cmds.app, name="plugin")
 app.command("run")(run_cmd.run)
 app.command("schema")(schema_cmd.schema)
+app.add_typer(runs_cmd.app, name="runs")
+app.command("logs")(runs_cmd.logs)
+app.command("artifacts")(runs_cmd.artifacts)
+app.command("pipelines")(pipelines_cmd.pipelines)
 
 
 def _print_version(value: bool) -> None:

@@ -10,6 +10,7 @@ import typer
 
 from hm.cli import output
 from hm.cli.options import RunFormatOption
+from hm.cli.output import safe
 from hm.cli.session import SESSION
 from hm.errors import ExitCode
 
@@ -36,14 +37,43 @@ def run(
         "--isolate",
         help="Run every plugin in a worker process of its own: a crash or hang fails its step, not hm.",
     ),
+    steps: list[str] | None = typer.Option(
+        None, "--step", "-s", help="Run only this step (repeatable), and the steps it builds on."
+    ),
+    rerun_failed: bool = typer.Option(
+        False,
+        "--rerun-failed",
+        help="Run the steps that failed in the last run of this pipeline, and what they build on.",
+    ),
+    list_only: bool = typer.Option(
+        False, "--list", help="List the project's pipelines (as `hm pipelines`); run nothing."
+    ),
+    artifacts_dir: Path | None = typer.Option(
+        None, "--artifacts-dir", help="Copy the run's artifacts into this folder, as STEP/PATH.", file_okay=False
+    ),
 ) -> None:
     """Run a pipeline of the project (or --file), each step on the runner plugin it names."""
     from hm.pipeline import build_plan, describe_plan, select_located, validate
     from hm.pipeline.routing import route, step_image
     from hm.run.engine import RunOptions, run_pipeline
 
+    if list_only:
+        from hm.cli.pipelines_cmd import pipelines
+
+        pipelines(format)
+        return
     root = SESSION.project_root
     pipeline, origin = select_located(root, slug, file)
+    if rerun_failed:
+        failed = _last_failed(root, pipeline.slug)
+        if not failed:
+            output.stderr.print(f"the last run of pipeline '{safe(pipeline.slug)}' had no failed step; nothing to run")
+            return
+        steps = [*(steps or []), *failed]
+    if steps:
+        from hm.pipeline import select_steps
+
+        pipeline = select_steps(pipeline, steps, where="hm run --rerun-failed" if rerun_failed else "hm run --step")
     registry = SESSION.registry
     if isolate:
         registry.policy = registry.policy.isolating_everything("--isolate")
@@ -88,8 +118,39 @@ def run(
         sink.summary(  # type: ignore[attr-defined]
             [(o.key, o.status, o.duration_ms, o.message, o.tail) for o in result.outcomes], result.finished
         )
+        if result.record_dir is not None:
+            output.stderr.print(f"full logs: `hm logs {result.run_id}` ({safe(result.record_dir)})")
+    if result.kept_workspaces is not None:
+        output.stderr.print(f"workspaces kept in {safe(result.kept_workspaces)} (HM_KEEP_WORKSPACES=1)")
+    if artifacts_dir is not None and result.record_dir is not None:
+        from hm.run.artifacts import copy_out
+
+        copied = copy_out(result.record_dir, artifacts_dir)
+        if format != "json":
+            output.stderr.print(
+                f"copied {len(copied)} artifact{'' if len(copied) == 1 else 's'} to {safe(artifacts_dir)}"
+            )
     if result.exit_code != ExitCode.OK:
         raise typer.Exit(int(result.exit_code))
+
+
+def _last_failed(root: Path, slug: str) -> list[str]:
+    """The steps that failed, timed out or errored in the newest run of ``slug``."""
+    from hm.errors import UsageError
+    from hm.run.records import RunStore, read_events
+
+    runs = [r for r in RunStore(root).runs() if r.pipeline == slug and r.status != "running"]
+    if not runs:
+        raise UsageError(
+            f"pipeline '{slug}' has no recorded run to take failed steps from",
+            where="hm run --rerun-failed",
+            hint="run it once with `hm run`",
+        )
+    return [
+        e["step_key"]
+        for e in read_events(runs[0])
+        if e.get("kind") == "step_finished" and e.get("status") in ("failed", "timed_out", "error")
+    ]
 
 
 def runner_info(registry: Registry) -> dict[str, RunnerInfo]:

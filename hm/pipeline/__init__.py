@@ -22,10 +22,12 @@ from hm.pipeline.ir import (
 )
 from hm.pipeline.origin import Origin
 from hm.pipeline.render import load_ir_file, render_file
+from hm.pipeline.select import select_steps
 from hm.pipeline.sources import (
     PipelineSource,
     find_pipelines,
     find_project_root,
+    project_pipelines,
     select_located,
     select_pipeline,
 )
@@ -53,8 +55,10 @@ __all__ = [
     "pipeline_from_json",
     "pipeline_json_schema",
     "pipeline_to_json",
+    "project_pipelines",
     "render_file",
     "select_located",
     "select_pipeline",
+    "select_steps",
     "validate",
 ]

@@ -79,6 +79,11 @@ class CommandStep(_IRStruct, kw_only=True, tag="command", tag_field="kind"):
     timeout_seconds: Annotated[float | None, _doc("seconds (> 0) before the step is stopped, exit 124")] = None
     cache: Annotated[CachePolicy | None, _doc("how the step uses the cache")] = None
     builds_in: Annotated[str | None, _doc("key of the step whose workspace this step starts from")] = None
+    artifacts: Annotated[
+        list[str],
+        _doc("glob patterns (relative to the workspace) of files kept in the run record when the step succeeds"),
+    ] = []
+    artifacts_required: Annotated[bool, _doc("a pattern that matches no file fails the step (else: a warning)")] = False
 
 
 class WaitStep(_IRStruct, kw_only=True, tag="wait", tag_field="kind"):

@@ -101,6 +101,14 @@ def select_located(project_root: Path, slug: str | None, file: Path | None) -> t
     return _pick(found, slug, project_root)
 
 
+def project_pipelines(project_root: Path) -> list[tuple[Pipeline, Path]]:
+    """Every pipeline of the project, with the file it is in.
+
+    :raises PipelineError: no pipeline files, or one that cannot be loaded.
+    """
+    return [(p, path) for p, path, _ in _load_project(Path(project_root))]
+
+
 def _source_for(file: Path) -> PipelineSource:
     if not file.is_file():
         raise PipelineError("pipeline file not found", where=str(file), hint="check the path given to --file")

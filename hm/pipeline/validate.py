@@ -200,6 +200,13 @@ class _Checker:
                 "use letters, digits, '_', '.' and '-' in step keys",
                 at=index,
             )
+        elif step.key in (".", ".."):
+            # a key names the step's workspace, log and artifact folders
+            self.add(
+                f"{_name(index, step)}: key {step.key!r} cannot be used, it names a folder's parent or itself",
+                "use letters, digits, '_', '.' and '-' in step keys",
+                at=index,
+            )
         first = self.position[step.key]
         if first != index:
             self.add(
@@ -225,6 +232,14 @@ class _Checker:
         self.check_runner(index, name, step)
         if step.builds_in is not None:
             self.check_builds_in(index, name, step.builds_in)
+        for pattern in step.artifacts:
+            parts = pattern.split("/")
+            if not pattern or pattern.startswith("/") or "\0" in pattern or ".." in parts:
+                self.add(
+                    f"{name}: artifact pattern {pattern!r} must be a relative path pattern inside the workspace",
+                    "write artifact patterns relative to the step's workspace, without '..', e.g. 'dist/**'",
+                    at=index,
+                )
 
     def check_env(self, name: str, env: Mapping[str, str], index: int | None) -> None:
         """Names a process environment can hold: non-empty, no '=', no NUL; values without NUL.

@@ -31,11 +31,12 @@ import anyio
 from hm import child_process
 from hm.errors import ExitCode
 from hm.pipeline.graph import Plan, build_plan
-from hm.pipeline.ir import CommandStep, Pipeline
+from hm.pipeline.ir import CommandStep, Pipeline, pipeline_to_json
 from hm.pipeline.routing import route
 from hm.run.archive import WorkspaceArchive
 from hm.run.events import EventBus, now_ts
 from hm.run.hooks import Abort, Hook, HookDispatcher
+from hm.run.records import RunRecorder, RunStore, keep_runs
 from hm.run.run_dir import RunDirectory, remove_tree
 from hm.run.scheduler import Scheduler, StepOutcome, StepRunner
 from hm.run.services import RunServices
@@ -72,6 +73,8 @@ class RunOptions:
     keep_workspaces: bool = False
     #: ``--format json``: an in-process crash then still ends the stream.
     json_events: bool = False
+    #: Keep a run record (events, full logs, artifacts) under hm's state directory.
+    record: bool = True
 
 
 @dataclass
@@ -80,6 +83,10 @@ class RunResult:
     exit_code: ExitCode | int
     finished: BuildFinished
     outcomes: list[StepOutcome]
+    #: The run record's folder (None when it could not be written).
+    record_dir: Path | None = None
+    #: The step workspaces' folder, when HM_KEEP_WORKSPACES kept it.
+    kept_workspaces: Path | None = None
 
 
 def command_steps(pipeline: Pipeline) -> list[CommandStep]:
@@ -125,6 +132,17 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
     bus = EventBus()
     archive = WorkspaceArchive(options.project_root, run_dir.path)
     services = RunServices(run_id=run_id, bus=bus, project_root=options.project_root, archive=archive)
+    recorder = (
+        RunRecorder(
+            run_id,
+            project_root=options.project_root,
+            pipeline_json=pipeline_to_json(pipeline),
+            plan=[[[step.key for step in chain.steps] for chain in stage.chains] for stage in plan.stages],
+            warn=sink.warning,
+        )
+        if options.record
+        else None
+    )
     scheduler = Scheduler(
         plan=plan,
         pipeline=pipeline,
@@ -134,6 +152,8 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         run_dir=run_dir.path,
         parallelism=max(1, options.parallelism),
         keep_going=options.keep_going,
+        artifacts_dir=recorder.artifacts_dir if recorder is not None else None,
+        warn=sink.warning,
     )
 
     def on_abort(abort: Abort) -> None:
@@ -141,6 +161,8 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
 
     dispatcher = HookDispatcher(hooks, services, on_abort=on_abort, on_warning=sink.warning)
     bus.sinks.append(sink)
+    if recorder is not None:
+        bus.sinks.append(recorder)
     bus.attach_hooks(dispatcher)
     if options.json_events:
         set_last_words(run_id)
@@ -215,12 +237,17 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
             message=message,
         )
         bus.emit(finished)
-        return RunResult(run_id, code, finished, outcomes)
+        record_dir = recorder.dir if recorder is not None and recorder.artifacts_dir("") is not None else None
+        kept = run_dir.path / "ws" if options.keep_workspaces else None
+        return RunResult(run_id, code, finished, outcomes, record_dir, kept)
     finally:
         bus.close()
         dispatcher.close()
         archive.close()
         sink.close()
+        if recorder is not None:
+            recorder.close()
+            RunStore(options.project_root).prune(keep_runs())
         if options.json_events:
             set_last_words(None)
         if options.keep_workspaces:

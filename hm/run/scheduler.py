@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,10 +38,12 @@ import anyio.to_thread
 from hm.errors import HmError, PluginCallAbandoned
 from hm.pipeline.graph import Chain, Plan
 from hm.pipeline.ir import CommandStep, Pipeline
+from hm.run.artifacts import collect as collect_artifacts
 from hm.run.events import EventBus, now_ts
 from hm.run.services import RunServices, StepState
 from hm.runtime import Plugin, kill_grace
 from hm_plugin_sdk.protocol import (
+    Artifact,
     ChainFailed,
     ExecutorInput,
     StepFinished,
@@ -66,6 +69,7 @@ class StepOutcome:
     message: str | None = None
     tail: list[str] = field(default_factory=list)
     error: HmError | None = None
+    artifacts: list[Artifact] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -92,8 +96,13 @@ class Scheduler:
         run_dir: Path,
         parallelism: int,
         keep_going: bool,
+        artifacts_dir: Callable[[str], Path | None] | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.plan = plan
+        #: Where a step's artifacts are kept (the run record), or None without one.
+        self._artifacts_dir = artifacts_dir or (lambda _key: None)
+        self._warn = warn or (lambda _text: None)
         self.pipeline = pipeline
         self.executors = executors
         self.services = services
@@ -286,6 +295,8 @@ class Scheduler:
             outcome.exit_code = 124  # timeout(1)'s code; 130 would read as Ctrl-C
             outcome.message = f"timed out after {step.timeout_seconds:g} s"
         outcome.tail = list(state.tail)
+        if outcome.ok and step.artifacts:
+            await self._keep_artifacts(step, workspace, outcome)
         self.outcomes[step.key] = outcome
         self._done[step.key].set()
         self.bus.emit(
@@ -297,9 +308,30 @@ class Scheduler:
                 exit_code=outcome.exit_code,
                 duration_ms=outcome.duration_ms,
                 message=outcome.message,
+                artifacts=outcome.artifacts,
             )
         )
         return outcome
+
+    async def _keep_artifacts(self, step: CommandStep, workspace: Path, outcome: StepOutcome) -> None:
+        """Copy the step's artifacts into the run record (off the loop: files may be large)."""
+        dest = self._artifacts_dir(step.key)
+        if dest is None:
+            self._warn(f"step '{step.key}': its artifacts were not kept: the run has no record")
+            return
+        try:
+            outcome.artifacts, empty = await anyio.to_thread.run_sync(
+                collect_artifacts, workspace, list(step.artifacts), dest
+            )
+        except OSError as exc:
+            self._warn(f"step '{step.key}': its artifacts could not be kept ({exc.strerror or exc}); the run goes on")
+            return
+        for pattern in empty:
+            if step.artifacts_required:
+                outcome.status, outcome.exit_code = "failed", outcome.exit_code or 1
+                outcome.message = f"its artifact pattern {pattern!r} matched no file"
+            else:
+                self._warn(f"step '{step.key}': artifact pattern {pattern!r} matched no file")
 
     async def _call(self, plugin: Plugin, inp: ExecutorInput, step: CommandStep, state: StepState) -> StepOutcome:
         result: StepResult | None = None

@@ -64,7 +64,7 @@ def test_a_crash_fails_fast_by_default_and_the_next_call_gets_a_fresh_worker(tmp
     root = write_pipeline(
         tmp_path / "p",
         'a = step("first", "segv", runner="crashy")\n'
-        'wait(continue_on_failure=True)\n'
+        "wait(continue_on_failure=True)\n"
         'step("second", "ok", runner="crashy")',
     )
     trace = RunTrace(tmp_path)

@@ -27,7 +27,10 @@ from hm.pipeline import (
     pipeline_to_json,
 )
 
-COMMAND_FIELDS = "kind, key, label, cmd, env, image, runner, runner_args, timeout_seconds, cache, builds_in"
+COMMAND_FIELDS = (
+    "kind, key, label, cmd, env, image, runner, runner_args, timeout_seconds, cache, builds_in, artifacts, "
+    "artifacts_required"
+)
 SCHEMA_HINT = "the IR v0 fields are described in docs/pipelines.md; `hm schema pipeline` prints the JSON Schema"
 
 
@@ -76,6 +79,8 @@ def test_every_field_decodes_into_the_right_struct() -> None:
                 "timeout_seconds": 90,
                 "cache": {"policy": "read_write", "key": "deps-v1"},
                 "builds_in": None,
+                "artifacts": [],
+                "artifacts_required": False,
             },
             {"kind": "wait", "key": "gate", "continue_on_failure": True},
             {"kind": "wait"},
@@ -109,7 +114,8 @@ def test_encoding_writes_every_field_with_kind_first_and_round_trips() -> None:
     assert data == (
         b'{"version":"0","slug":"ci","env":{},"default_image":null,"steps":['
         b'{"kind":"command","key":"a","label":null,"cmd":"x","env":{},"image":null,"runner":null,'
-        b'"runner_args":{},"timeout_seconds":null,"cache":{"policy":"read","key":null},"builds_in":null},'
+        b'"runner_args":{},"timeout_seconds":null,"cache":{"policy":"read","key":null},"builds_in":null,'
+        b'"artifacts":[],"artifacts_required":false},'
         b'{"kind":"wait","key":null,"continue_on_failure":false}]}'
     )
     assert pipeline_from_json(data, source="x") == p

@@ -277,3 +277,9 @@ def test_a_pipeline_env_name_is_warned_at_the_pipeline() -> None:
 @pytest.mark.parametrize("name", ["PATH", "_x1", "lower_case", "A1_"])
 def test_shell_names_give_no_warning(name: str) -> None:
     assert warnings_of({name: "1"}) == []
+
+
+@pytest.mark.parametrize("key", [".", ".."])
+def test_a_key_that_names_a_folder_itself_or_its_parent_is_refused(key: str) -> None:
+    err = problems_of([cmd(key)])
+    assert err.problems == (f"step {key!r} (steps[0]): key {key!r} cannot be used, it names a folder's parent or itself",)

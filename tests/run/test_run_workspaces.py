@@ -145,6 +145,11 @@ def test_keep_workspaces_leaves_the_step_workspace_for_inspection(tmp_path: Path
     (cwd,) = logs(evs, "w")
     try:
         assert (Path(cwd) / "proof.txt").read_text() == "kept\n"
+        human = project.run(env={"HM_KEEP_WORKSPACES": "1"})
+        (said,) = [line for line in human.stderr.splitlines() if line.startswith("workspaces kept in ")]
+        kept = Path(said.removeprefix("workspaces kept in ").split(" (")[0])
+        assert (kept / "w" / "proof.txt").read_text() == "kept\n"
+        shutil.rmtree(kept.parent, ignore_errors=True)
     finally:
         run_dir = Path(cwd).parent.parent
         if run_dir.name.startswith("hm-run-") and run_dir != Path(cwd) and len(run_dir.parts) > 2:
