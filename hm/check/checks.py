@@ -425,10 +425,10 @@ def check_threads(t: Target) -> Verdict:
 
         t.stage(f"making {len(jobs)} calls from {THREADS} threads at once")
         threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         at_once = f"{len(jobs)} calls from {THREADS} threads at once"
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -113,7 +113,7 @@ def judge(status: int, data: bytes, out_type: type, *, plugin: Plugin, op: str) 
         else:
             return Answer("error", err, f"HM_ERR_FAILED with PluginError [{err.code}] {err.message!r}")
     try:
-        value = translate(status, data, out_type, plugin=plugin.name, path=plugin.path, op=op)
+        value: Any = translate(status, data, out_type, plugin=plugin.name, path=plugin.path, op=op)
     except PluginCallError as exc:
         return Answer("bad", None, f"{status_name(status)}: {exc.what}")
     return Answer("ok", value, f"{out_type.__name__} {msgspec.json.encode(value).decode()}")

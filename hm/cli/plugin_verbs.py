@@ -11,6 +11,7 @@ int is a usage error, exit 2) before the plugin is called. The plugin receives
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from typing import Any
 
 import click
@@ -99,7 +100,7 @@ def plugin_commands(registry: Registry, reserved: set[str]) -> tuple[dict[str, c
         if verb[0] in reserved:
             notes.append(f"plugin {rec.label} claims `hm {' '.join(verb)}`, a built-in command; it is ignored")
             continue
-        parent: dict[str, click.Command] = top
+        parent: MutableMapping[str, click.Command] = top
         group: click.Group | None = None
         for depth, word in enumerate(verb[:-1]):
             node = parent.get(word)

@@ -16,6 +16,8 @@ from hm.errors import ExitCode
 
 if TYPE_CHECKING:
     from hm.pipeline.routing import RunnerInfo
+    from hm.run.engine import Sink
+    from hm.run.output_human import HumanSink
     from hm.runtime import Registry
 
 
@@ -98,6 +100,8 @@ def run(
         )
         output.stdout.print(text, markup=False, highlight=False)
         return
+    human: HumanSink | None = None
+    sink: Sink
     if format == "json":
         from hm.run.output_json import JsonLinesSink
 
@@ -105,7 +109,7 @@ def run(
     else:
         from hm.run.output_human import HumanSink
 
-        sink = HumanSink()
+        sink = human = HumanSink()
     options = RunOptions(
         project_root=root,
         parallelism=parallelism or os.cpu_count() or 1,
@@ -114,10 +118,8 @@ def run(
         json_events=format == "json",
     )
     result = run_pipeline(pipeline, registry, options, sink)
-    if format != "json":
-        sink.summary(  # type: ignore[attr-defined]
-            [(o.key, o.status, o.duration_ms, o.message, o.tail) for o in result.outcomes], result.finished
-        )
+    if human is not None:
+        human.summary([(o.key, o.status, o.duration_ms, o.message, o.tail) for o in result.outcomes], result.finished)
         if result.record_dir is not None:
             output.stderr.print(f"full logs: `hm logs {result.run_id}` ({safe(result.record_dir)})")
     if result.kept_workspaces is not None:

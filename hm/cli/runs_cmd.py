@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 
-def _store():  # type: ignore[no-untyped-def]
+def _store():
     from hm.run.records import RunStore
 
     return RunStore(SESSION.project_root)
@@ -108,7 +108,7 @@ def logs(
             shown = list(offsets)
 
 
-def _step_keys(info) -> list[str]:  # type: ignore[no-untyped-def]
+def _step_keys(info) -> list[str]:
     """The run's steps in plan order."""
     import json
 

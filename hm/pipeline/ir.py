@@ -48,7 +48,7 @@ def _doc(text: str) -> msgspec.Meta:
     return msgspec.Meta(description=text)
 
 
-class CachePolicy(_IRStruct, kw_only=True):
+class CachePolicy(_IRStruct, kw_only=True, frozen=True):
     """How a step uses the cache.
 
     :param policy: ``"none"`` (default), ``"read"`` (restore only) or ``"read_write"``.
@@ -62,7 +62,7 @@ class CachePolicy(_IRStruct, kw_only=True):
     key: Annotated[str | None, _doc("cache key; null lets the runner derive one")] = None
 
 
-class CommandStep(_IRStruct, kw_only=True, tag="command", tag_field="kind"):
+class CommandStep(_IRStruct, kw_only=True, frozen=True, tag="command", tag_field="kind"):
     """A step that runs ``cmd`` on a runner.
 
     ``runner=None`` means the default runner (the one a plugin declares as default).
@@ -86,7 +86,7 @@ class CommandStep(_IRStruct, kw_only=True, tag="command", tag_field="kind"):
     artifacts_required: Annotated[bool, _doc("a pattern that matches no file fails the step (else: a warning)")] = False
 
 
-class WaitStep(_IRStruct, kw_only=True, tag="wait", tag_field="kind"):
+class WaitStep(_IRStruct, kw_only=True, frozen=True, tag="wait", tag_field="kind"):
     """A barrier: steps after it start only when every step before it has finished.
 
     With ``continue_on_failure=False`` a failure before the barrier stops the build here.
@@ -99,7 +99,7 @@ class WaitStep(_IRStruct, kw_only=True, tag="wait", tag_field="kind"):
 Step: TypeAlias = CommandStep | WaitStep
 
 
-class Pipeline(_IRStruct, kw_only=True):
+class Pipeline(_IRStruct, kw_only=True, frozen=True):
     """One pipeline: a slug, pipeline-wide env and image, and its steps in order."""
 
     version: Annotated[Literal["0"], _doc("the IR version; this hm reads and writes 0")] = IR_VERSION

@@ -71,7 +71,7 @@ def collect(workspace: Path, patterns: list[str], dest: Path) -> tuple[list[Arti
 def copy_out(record_dir: Path, to: Path) -> list[Path]:
     """Copy a run's artifacts (``artifacts/KEY/…`` of its record) to ``to/KEY/…``."""
     source = record_dir / "artifacts"
-    copied = []
+    copied: list[Path] = []
     if not source.is_dir():
         return copied
     for folder, _dirs, names in os.walk(source):

@@ -278,7 +278,7 @@ def _catch_signals(handler: Callable[[int, Any], None]) -> Callable[[], None]:
     return restore
 
 
-def _first_leaf(group: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
     """Task groups wrap errors; the user should see the error itself."""
     exc: BaseException = group
     while isinstance(exc, BaseExceptionGroup):

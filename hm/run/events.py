@@ -22,7 +22,7 @@ import queue
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from hm_plugin_sdk.protocol import BuildEvent
 
@@ -109,7 +109,7 @@ class EventBus:
                 self._flush_sinks()
                 item.set()
                 continue
-            event, from_hook = item  # type: ignore[misc]
+            event, from_hook = cast("tuple[BuildEvent, bool]", item)
             if not from_hook:
                 hooks.before(event)
             with self._lock:

@@ -139,8 +139,8 @@ class HumanSink:
             took = _seconds(ms) if status != "skipped" else ""
             self._print(f"  [{colour}]{mark}[/] {_safe(key.ljust(width))}  [{colour}]{status:<9}[/] {took}")
         colour = "green" if final.status == "succeeded" else "red"
-        tail = f": {_safe(final.message)}" if final.message else ""
-        self._print(f"[bold {colour}]build {final.status}[/] in {_seconds(final.duration_ms)}{tail}")
+        said = f": {_safe(final.message)}" if final.message else ""
+        self._print(f"[bold {colour}]build {final.status}[/] in {_seconds(final.duration_ms)}{said}")
 
     def close(self) -> None:
         if self._live is not None and self._live.is_started:

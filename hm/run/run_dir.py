@@ -73,7 +73,7 @@ def remove_tree(path: Path) -> None:
     if not path.name.startswith("hm-run-") or not path.is_absolute():
         raise ValueError(f"refusing to delete {path!s}: not a run directory")
 
-    def make_writable_and_retry(func, failed: str, _exc: object) -> None:  # type: ignore[no-untyped-def]
+    def make_writable_and_retry(func, failed: str, _exc: object) -> None:
         try:
             os.chmod(os.path.dirname(failed), 0o700)
             if os.path.isdir(failed) and not os.path.islink(failed):

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
+from typing import Literal
 
 from hm.run.archive import WorkspaceArchive
 from hm.run.events import EventBus, now_ts
@@ -21,7 +22,7 @@ from hm_plugin_sdk.protocol import PluginEvent, PluginEventEmitted, StepLog
 
 #: Lines of each step's output kept for the summary; older lines are dropped.
 TAIL_LINES = 40
-_STREAMS = {Stream.STDOUT: "stdout", Stream.STDERR: "stderr"}
+_STREAMS: dict[Stream, Literal["stdout", "stderr"]] = {Stream.STDOUT: "stdout", Stream.STDERR: "stderr"}
 
 
 class StepState:

@@ -28,7 +28,7 @@ _DENIED = int(Status.ERR_DENIED)
 _INVALID = int(Status.ERR_INVALID_ARGUMENT)
 _CANCELLED = int(Status.CANCELLED)
 _live = CALLS.live
-_STREAMS = (None, Stream.STDOUT, Stream.STDERR)
+_STREAMS = (Stream.STDOUT, Stream.STDOUT, Stream.STDERR)  # indexed by the stream number (1, 2)
 
 
 def _on_error(exception: type[BaseException] | None, exc_value: BaseException | None, tb: Any) -> int:

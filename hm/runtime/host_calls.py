@@ -64,7 +64,7 @@ def guarded(fn: _F) -> _F:
 
     def wrapper(*args: Any) -> Answer:
         try:
-            return fn(*args)  # type: ignore[no-any-return]
+            return fn(*args)
         except Exception as exc:
             return status_of(exc), None
 

@@ -108,7 +108,7 @@ class InProcessTransport:
         if out.ptr == ffi.NULL:
             return b""
         try:
-            return ffi.buffer(out.ptr, out.len)[:]  # type: ignore[no-any-return]
+            return ffi.buffer(out.ptr, out.len)[:]
         finally:
             lib.hm_bridge_release(self._vt, self._inst, out)
 

@@ -204,7 +204,7 @@ class _HttpsOnlyRedirect(urllib.request.HTTPRedirectHandler):
     """Follows a redirect only to another https URL: a pinned download is still code,
     and a downgrade to http would let anyone on the path choose the error message."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         if urllib.parse.urlsplit(newurl).scheme.lower() != "https":
             raise UsageError(
                 f"refusing to follow a redirect from {req.full_url} to {newurl}: not https",
@@ -218,7 +218,7 @@ def _open_url(url: str, timeout: float) -> IO[bytes]:
     """Open ``url`` for reading (a function of its own so tests can replace the network)."""
     opener = urllib.request.build_opener(_HttpsOnlyRedirect())
     request = urllib.request.Request(url, headers={"User-Agent": "hm-plugin-install"})
-    return opener.open(request, timeout=timeout)  # type: ignore[no-any-return]
+    return opener.open(request, timeout=timeout)
 
 
 def _too_large(url: str) -> UsageError:

@@ -61,7 +61,7 @@ def _safe_name(m: PluginManifest) -> str | None:
     return m.name if _NAME.match(m.name) else None
 
 
-def _problems(m: PluginManifest):  # type: ignore[no-untyped-def]
+def _problems(m: PluginManifest):
     if not _NAME.match(m.name):
         yield f"name {m.name!r} must be lowercase letters, digits, '-', '_' or '.'"
     try:
@@ -129,7 +129,7 @@ def _default_problem(arg: ArgSpec, verb: str) -> str | None:
     )
 
 
-def _runner_arg_problems(cap: StepExecutorCapability):  # type: ignore[no-untyped-def]
+def _runner_arg_problems(cap: StepExecutorCapability):
     """A runner_args declaration hm can check pipelines against."""
     names: set[str] = set()
     for spec in cap.runner_args or []:

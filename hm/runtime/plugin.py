@@ -102,7 +102,7 @@ class Plugin:
             status, data = self._call(op, _encode(message), ctx, timeout=timeout)
         if status == 0 and len(data) <= MAX_MESSAGE_BYTES:  # HM_OK: decode inline; translate() handles the rest
             try:
-                return _decoders[out_type].decode(data)  # type: ignore[no-any-return]
+                return _decoders[out_type].decode(data)
             except (msgspec.ValidationError, msgspec.DecodeError):
                 pass
         return translate(status, data, out_type, plugin=self._name, path=self._path, op=op_name)
@@ -128,7 +128,7 @@ def translate(status: int, data: bytes, out_type: type[T], *, plugin: str, path:
                 hint="this is a bug in the plugin; report it to its author",
             )
         try:
-            return _decoders[out_type].decode(data)  # type: ignore[no-any-return]
+            return _decoders[out_type].decode(data)
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
             raise PluginCallError(
                 f"{op} returned a malformed {out_type.__name__}: {exc}",
@@ -171,7 +171,7 @@ def _optional_error(data: bytes) -> PluginError | None:
     if not data:
         return None
     try:
-        return _decoders[PluginError].decode(data)  # type: ignore[no-any-return]
+        return _decoders[PluginError].decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return None
 

@@ -59,7 +59,7 @@ class PluginRecord:
     def active(self) -> bool:
         return self.ok and self.shadowed_by is None
 
-    def caps(self, kind: type) -> list:  # type: ignore[type-arg]
+    def caps(self, kind: type) -> list:
         return [c for c in self.manifest.capabilities if isinstance(c, kind)] if self.manifest else []
 
     @property

@@ -282,4 +282,6 @@ def test_shell_names_give_no_warning(name: str) -> None:
 @pytest.mark.parametrize("key", [".", ".."])
 def test_a_key_that_names_a_folder_itself_or_its_parent_is_refused(key: str) -> None:
     err = problems_of([cmd(key)])
-    assert err.problems == (f"step {key!r} (steps[0]): key {key!r} cannot be used, it names a folder's parent or itself",)
+    assert err.problems == (
+        f"step {key!r} (steps[0]): key {key!r} cannot be used, it names a folder's parent or itself",
+    )
