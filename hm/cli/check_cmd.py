@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from hm.cli import output
 from hm.cli.options import FormatOption
 from hm.errors import UsageError
+
+if TYPE_CHECKING:
+    from hm.check import SuiteReport
 
 _HELP = """Check that a plugin library follows hm's plugin contract.
 
@@ -50,9 +54,26 @@ def check(
     # Absolute: pathlib spells ./demo.so as demo.so, and dlopen() looks a name without a
     # slash up on the library search path instead of in the current directory.
     report = run_suite(path.absolute(), timeout=timeout)
+    _mark_shadowed_verbs(report)
     if format == "json":
         output.print_json(to_json(report))
     else:
         render_human(report, output.stdout)
     if not report.passed:
         raise typer.Exit(1)
+
+
+def _mark_shadowed_verbs(report: SuiteReport) -> None:
+    """A verb whose first word is a built-in command is never offered: say so on its check."""
+    from dataclasses import replace
+
+    from hm.cli.plugin_cmds import is_builtin
+
+    for index, check in enumerate(report.checks):
+        if check.name.startswith("subcommand:") and is_builtin(check.name.removeprefix("subcommand:").split()[0]):
+            verb = check.name.removeprefix("subcommand:")
+            report.checks[index] = replace(
+                check,
+                detail=f"{check.detail} (note: `hm {verb.split()[0]}` is a built-in command, so hm never offers "
+                f"`hm {verb}`; rename the verb)",
+            )

@@ -32,8 +32,16 @@ def describe_capability(cap: object) -> str:
         events = ", ".join(cap.events) if cap.events else "all events"
         return f"{cap.phase} hook: {events}"
     if isinstance(cap, SubcommandCapability):
-        return f"command `hm {' '.join(cap.verb)}`"
+        shadowed = " (shadowed by a built-in command: never offered)" if is_builtin(cap.verb[0]) else ""
+        return f"command `hm {' '.join(cap.verb)}`{shadowed}"
     return type(cap).__name__
+
+
+def is_builtin(word: str) -> bool:
+    """Whether ``hm WORD`` is a built-in command, which always wins over a plugin's verb."""
+    from hm.cli.app import app
+
+    return word in {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
 
 
 def _status(rec: PluginRecord) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -30,6 +31,7 @@ from hm_plugin_sdk.protocol import (
     PluginEventEmitted,
     StepFinished,
     StepLog,
+    StepQueued,
     StepStarted,
 )
 
@@ -61,6 +63,13 @@ class HumanSink:
         #: A step's own colours are kept on a colour terminal; other escapes never.
         self._colour = bool(live)
         self._running: dict[str, tuple[float, str, str]] = {}  # key -> (start, runner, last line)
+        #: Steps waiting for a slot, in the order they queued.
+        self._queued: dict[str, None] = {}
+        self._total = 0
+        self._done = 0
+        #: The live view is drawn from another thread (rich's refresh): it reads
+        #: these under the lock the events update them with.
+        self._lock = threading.Lock()
         self._live = (
             Live(console=self.console, refresh_per_second=8, transient=True, get_renderable=self._view)
             if live
@@ -72,15 +81,24 @@ class HumanSink:
         if type(event) is StepLog:
             self._log(event)
         elif isinstance(event, BuildStarted):
+            self._total = event.steps
             self._print(f"[bold]▶ {_safe(event.pipeline)}[/] — {event.steps} step(s), run {event.run_id}")
             if self._live is not None:
                 self._live.start()
+        elif isinstance(event, StepQueued):
+            with self._lock:
+                self._queued[event.step_key] = None
         elif isinstance(event, StepStarted):
-            self._running[event.step_key] = (time.monotonic(), event.runner, "")
+            with self._lock:
+                self._queued.pop(event.step_key, None)
+                self._running[event.step_key] = (time.monotonic(), event.runner, "")
             if self._live is None:
                 self._print(f"  [cyan]start[/]  {_safe(event.step_key)} [dim]({_safe(event.runner)})[/]")
         elif isinstance(event, StepFinished):
-            self._running.pop(event.step_key, None)
+            with self._lock:
+                self._queued.pop(event.step_key, None)
+                self._running.pop(event.step_key, None)
+                self._done += 1
             mark, colour = _MARK.get(event.status, ("?", ""))
             detail = f" — {_safe(event.message)}" if event.message and event.status != "succeeded" else ""
             took = f" [dim]{_seconds(event.duration_ms)}[/]" if event.status != "skipped" else ""
@@ -93,8 +111,10 @@ class HumanSink:
 
     def _log(self, event: StepLog) -> None:
         if self._live is not None:
-            start, runner, _ = self._running.get(event.step_key, (time.monotonic(), "", ""))
-            self._running[event.step_key] = (start, runner, printable(event.line))
+            with self._lock:
+                running = self._running.get(event.step_key)
+                if running is not None:  # never bring back a step that finished
+                    self._running[event.step_key] = (running[0], running[1], printable(event.line))
         else:
             self._stream.write(f"  {printable(event.step_key)} | {printable(event.line)}\n")
 
@@ -102,16 +122,26 @@ class HumanSink:
         self.console.print(markup)
 
     def _view(self) -> Group:
+        """What the live region shows: the running steps, those queued, and a count."""
         now = time.monotonic()
+        with self._lock:
+            running = list(self._running.items())
+            queued = list(self._queued)
+            done, total = self._done, self._total
         table = Table.grid(padding=(0, 1))
-        for key, (start, _runner, line) in list(self._running.items()):
+        for key, (start, _runner, line) in running:
             table.add_row(
                 Spinner("dots"),
-                Text(key, style="bold"),
+                Text(printable(key), style="bold"),
                 Text(f"{now - start:.1f}s", style="dim"),
                 Text(line[-100:], style="dim", no_wrap=True, overflow="ellipsis"),
             )
-        return Group(table)
+        parts: list[Table | Text] = [table]
+        if queued:
+            shown = ", ".join(printable(k) for k in queued[:8]) + (", …" if len(queued) > 8 else "")
+            parts.append(Text(f"  queued: {shown}", style="dim"))
+        parts.append(Text(f"  {done}/{total} steps done, {len(running)} running, {len(queued)} queued", style="dim"))
+        return Group(*parts)
 
     def warning(self, text: str) -> None:
         self._print(f"[yellow]warning:[/] {_safe(text)}")

@@ -112,3 +112,14 @@ def test_a_default_of_the_wrong_type_refuses_the_manifest_naming_the_argument(tm
     called = run_hm("math", "add", "1", "2", "--label", "s", env=env)
     assert called.returncode == 2
     assert "unknown command 'math'" in called.stderr
+
+
+def test_a_verb_a_built_in_shadows_is_marked_in_list_info_and_check() -> None:
+    env = {"HM_PLUGIN_PATH": str(fixture_path("typed-subcommand"))}
+    listing = run_hm("plugin", "list", env=env)
+    assert "command `hm run` (shadowed by a built-in command: never offered)" in listing.stdout
+    info = run_hm("plugin", "info", "typed-subcommand", env=env)
+    assert "command `hm run` (shadowed by a built-in command: never offered)" in info.stdout
+    check = run_hm("plugin", "check", str(fixture_path("typed-subcommand")), "--format", "json")
+    (run_check,) = [c for c in json.loads(check.stdout)["checks"] if c["name"] == "subcommand:run"]
+    assert "`hm run` is a built-in command, so hm never offers `hm run`" in run_check["detail"]
