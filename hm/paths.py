@@ -41,6 +41,17 @@ def cache_dir() -> Path:
     return home / "cache" if home else Path(platformdirs.user_cache_dir("hm"))
 
 
+def work_dir() -> Path:
+    """Where runs make their step workspaces (each run a folder of its own, gone at
+    its end): ``HM_WORK_DIR``, else the cache directory's ``work/``.
+
+    Not the system's temporary folder: a build's workspaces can be large, and /tmp
+    is often a small RAM-backed file system (and on some machines slow to create
+    folders in)."""
+    value = os.environ.get("HM_WORK_DIR")
+    return Path(value).expanduser() if value else cache_dir() / "work"
+
+
 def config_dir() -> Path:
     home = _home()
     return home / "config" if home else Path(platformdirs.user_config_dir("hm"))

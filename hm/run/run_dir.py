@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hm import child_process
+from hm import child_process, paths
 from hm.runtime import WORKER_EXE
 
 __all__ = ["RunDirectory", "remove_tree"]
@@ -28,7 +28,9 @@ log = logging.getLogger("hm.run")
 
 class RunDirectory:
     def __init__(self, run_id: str) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix=f"hm-run-{run_id}-"))
+        base = paths.work_dir()
+        base.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f"hm-run-{run_id}-", dir=base))
         self._reaper: subprocess.Popen[bytes] | None = None
         if os.name == "posix" and WORKER_EXE.exists():
             try:

@@ -2,7 +2,7 @@
 
 Every process a run starts inherits hm's environment, so a run started with a
 unique ``HM_TEST_RUN_TAG`` can be found in the process table afterwards (hm's
-workers, step supervisors, steps and anything they left behind); ``TMPDIR``
+workers, step supervisors, steps and anything they left behind); ``HM_WORK_DIR``
 points at a private folder so its run directories can be counted.
 """
 
@@ -49,7 +49,7 @@ class RunTrace:
         self.tag = uuid.uuid4().hex
         self.tmpdir = tmp_path / "tmp"
         self.tmpdir.mkdir(exist_ok=True)
-        self.env = {"HM_TEST_RUN_TAG": self.tag, "TMPDIR": str(self.tmpdir)}
+        self.env = {"HM_TEST_RUN_TAG": self.tag, "HM_WORK_DIR": str(self.tmpdir), "TMPDIR": str(self.tmpdir)}
 
     def processes(self, wait: float = 5.0) -> list[tuple[int, str]]:
         """The run's processes still alive after up to ``wait`` seconds."""
