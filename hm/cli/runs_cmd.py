@@ -115,7 +115,7 @@ def _step_keys(info) -> list[str]:
     try:
         stages = json.loads((info.dir / "plan.json").read_text())["stages"]
     except (OSError, ValueError, KeyError):
-        return sorted(p.stem for p in (info.dir / "logs").glob("*.jsonl"))
+        return sorted(p.stem for p in (info.dir / "logs").glob("*.log"))
     return [key for stage in stages for chain in stage for key in chain]
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
-from hm_plugin_sdk.protocol import BuildEvent
+from hm_plugin_sdk.protocol import BuildEvent, StepLog
 
 if TYPE_CHECKING:
     from hm.run.hooks import HookDispatcher
@@ -73,6 +73,23 @@ class EventBus:
         hooks = self._hooks
         if hooks is not None and not from_hook:
             hooks.after(event)
+
+    def emit_logs(self, events: list[StepLog]) -> None:
+        """Emit a chunk's ``step_log`` events: one lock and one call per sink for all
+        of them (a sink with a ``logs`` method gets the list)."""
+        hooks = self._hooks
+        if self._gate is not None or (hooks is not None and hooks.wants_step_log):
+            for event in events:
+                self.emit(event)
+            return
+        with self._lock:
+            for sink in self.sinks:
+                many = getattr(sink, "logs", None)
+                if many is not None:
+                    many(events)
+                else:
+                    for event in events:
+                        sink(event)
 
     def settle(self) -> None:
         """Return once every event emitted so far went past the before hooks

@@ -196,6 +196,11 @@ class HookDispatcher:
     def has_before(self) -> bool:
         return bool(self._before)
 
+    @property
+    def wants_step_log(self) -> bool:
+        """Whether any hook subscribed to ``step_log`` (most do not: logs skip them)."""
+        return any(r.hook.wants("step_log") for r in (*self._before, *self._after))
+
     # -- the phases -------------------------------------------------------------------
     def before(self, event: BuildEvent) -> None:
         """Show ``event`` to every before hook in turn (on the bus's gate thread)."""

@@ -22,7 +22,9 @@ from hm_plugin_sdk.protocol import BuildEvent, StepLog
 class JsonLinesSink:
     def __init__(self, stream: BinaryIO | None = None) -> None:
         self._out = stream or sys.stdout.buffer
-        self._encode = msgspec.json.Encoder().encode
+        encoder = msgspec.json.Encoder()
+        self._encode = encoder.encode
+        self._encode_lines = encoder.encode_lines
         self._closed = False
 
     def __call__(self, event: BuildEvent) -> None:
@@ -32,6 +34,15 @@ class JsonLinesSink:
             self._out.write(self._encode(event) + b"\n")
             if type(event) is not StepLog:
                 self._out.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def logs(self, events: list[StepLog]) -> None:
+        """A chunk's step_log events, in one write."""
+        if self._closed:
+            return
+        try:
+            self._out.write(self._encode_lines(events))
         except BrokenPipeError:
             self._reader_gone()
 

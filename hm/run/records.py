@@ -7,7 +7,8 @@ Each run of a project is kept in a folder of its own under hm's state directory
     pipeline.json      the pipeline as it ran (IR)
     plan.json          its stages and chains
     events.jsonl       every build event but step_log, one per line
-    logs/KEY.jsonl     each step's full output: {"ts", "stream", "line"} per line
+    logs/KEY.log       each step's full output, one line per line: ``TS STREAM LINE``
+                       (STREAM is ``out`` or ``err``; ``hm`` marks what hm adds)
     artifacts/KEY/...  the files the step declared as artifacts
 
 Runs live in the *user's* state directory, not in the project: a record holds
@@ -47,6 +48,13 @@ LOG_CAP_BYTES = 64 << 20
 #: Runs kept per project unless HM_KEEP_RUNS says otherwise.
 KEEP_RUNS = 20
 _encode = msgspec.json.Encoder().encode
+_STREAM_TAG = {"stdout": "out", "stderr": "err", "hm": "hm"}
+
+
+def _text(ts: str, stream: str, lines: list[str]) -> bytes:
+    """Log lines as a record keeps them: ``TS STREAM LINE``, one per line."""
+    prefix = f"{ts} {_STREAM_TAG[stream]} "
+    return (prefix + ("\n" + prefix).join(lines) + "\n").encode("utf-8", "surrogateescape")
 
 
 def keep_runs() -> int:
@@ -136,23 +144,29 @@ class RunRecorder:
             _write_json(self.dir / "run.json", self._meta)
 
     def _log(self, event: StepLog) -> None:
-        entry = self._logs.get(event.step_key)
+        self._write_logs(event.step_key, _text(event.ts, event.stream, [event.line]), event.ts)
+
+    def logs(self, events: list[StepLog]) -> None:
+        """A chunk's step_log events (one step, one stream, one time), in one write."""
+        if events:
+            first = events[0]
+            data = _text(first.ts, first.stream, [e.line for e in events])
+            self._guard(self._write_logs, first.step_key, data, first.ts)
+
+    def _write_logs(self, key: str, data: bytes, ts: str) -> None:
+        entry = self._logs.get(key)
         if entry is None:
-            name = event.step_key
-            entry = (open(self.dir / "logs" / f"{name}.jsonl", "ab"), 0)
+            entry = (open(self.dir / "logs" / f"{key}.log", "ab"), 0)
         f, written = entry
-        line = _encode({"ts": event.ts, "stream": event.stream, "line": event.line}) + b"\n"
         if written < LOG_CAP_BYTES:
-            if written + len(line) > LOG_CAP_BYTES:
-                marker = {
-                    "ts": event.ts,
-                    "stream": "hm",
-                    "line": f"[hm: the log of this step is cut here: it is kept up to {LOG_CAP_BYTES} bytes]",
-                }
-                f.write(_encode(marker) + b"\n")
+            if written + len(data) > LOG_CAP_BYTES:
+                room = data.rfind(b"\n", 0, LOG_CAP_BYTES - written) + 1
+                f.write(data[:room])
+                cut = f"[hm: the log of this step is cut here: it is kept up to {LOG_CAP_BYTES} bytes]"
+                f.write(_text(ts, "hm", [cut]))
             else:
-                f.write(line)
-        self._logs[event.step_key] = (f, written + len(line))
+                f.write(data)
+        self._logs[key] = (f, written + len(data))
 
     def flush(self) -> None:
         def flush_all() -> None:
@@ -281,10 +295,13 @@ def _read_info(folder: Path) -> RunInfo | None:
     )
 
 
+_STREAM_NAME = {"out": "stdout", "err": "stderr", "hm": "hm"}
+
+
 def read_log(info: RunInfo, step_key: str, *, start: int = 0) -> tuple[list[dict[str, str]], int]:
-    """The step's log lines from byte ``start``, and where the next read starts
-    (only whole lines are returned, so a live log can be followed)."""
-    path = info.dir / "logs" / f"{step_key}.jsonl"
+    """The step's log lines (``{"ts", "stream", "line"}``) from byte ``start``, and
+    where the next read starts (only whole lines, so a live log can be followed)."""
+    path = info.dir / "logs" / f"{step_key}.log"
     try:
         with open(path, "rb") as f:
             f.seek(start)
@@ -292,7 +309,10 @@ def read_log(info: RunInfo, step_key: str, *, start: int = 0) -> tuple[list[dict
     except FileNotFoundError:
         return [], start
     end = data.rfind(b"\n") + 1
-    lines = [json.loads(line) for line in data[:end].splitlines() if line]
+    lines = []
+    for raw in data[:end].decode("utf-8", "replace").split("\n")[:-1]:
+        ts, stream, line = [*raw.split(" ", 2), "", ""][:3]
+        lines.append({"ts": ts, "stream": _STREAM_NAME.get(stream, stream), "line": line})
     return lines, start + end
 
 

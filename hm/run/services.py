@@ -78,8 +78,9 @@ class RunServices(HostServices):
         state = self.steps[key]
         with state.lock:
             for stream, splitter in state.splitters.items():
-                for line in splitter.flush():
-                    self._line(state, stream, line, now_ts())
+                lines = splitter.flush()
+                if lines:
+                    self._lines(state, stream, lines, now_ts())
 
     def should_cancel(self, ctx: CallContext) -> bool:
         if self.cancelled.is_set():
@@ -96,17 +97,17 @@ class RunServices(HostServices):
         with state.lock:  # a runner may emit from several threads of its own
             lines = state.splitters[stream].feed(data)
             if lines:
-                ts = now_ts()  # one timestamp per chunk: formatting it per line costs more than the line
-                for line in lines:
-                    self._line(state, stream, line, ts)
+                # one timestamp per chunk: formatting it per line costs more than the line
+                self._lines(state, stream, lines, now_ts())
                 # Per chunk, not per line: a reader sees output as the step makes it,
                 # and a million-line step still costs one flush per runner read.
                 self.bus.flush()
 
-    def _line(self, state: StepState, stream: Stream, line: str, ts: str) -> None:
-        state.tail.append(line)
-        state.lines += 1
-        self.bus.emit(StepLog(run_id=self.run_id, ts=ts, step_key=state.key, stream=_STREAMS[stream], line=line))
+    def _lines(self, state: StepState, stream: Stream, lines: list[str], ts: str) -> None:
+        state.tail.extend(lines)
+        state.lines += len(lines)
+        run_id, key, name = self.run_id, state.key, _STREAMS[stream]
+        self.bus.emit_logs([StepLog(run_id=run_id, ts=ts, step_key=key, stream=name, line=line) for line in lines])
 
     # -- events and KV ----------------------------------------------------------
     def emit_event(self, ctx: CallContext, event: PluginEvent) -> None:
