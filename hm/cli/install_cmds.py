@@ -7,7 +7,7 @@ shadowing and conflicts go to stderr, as ``note:`` lines.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import typer
@@ -15,15 +15,9 @@ import typer
 from hm.cli import output
 from hm.cli.options import FormatOption
 from hm.cli.session import SESSION
-from hm.runtime import (
-    InstallResult,
-    PluginFile,
-    PluginRecord,
-    RemoveResult,
-    folder_label,
-    install_plugin,
-    remove_plugin,
-)
+
+if TYPE_CHECKING:  # the install machinery (urllib, ssl) loads on first use, not for --help
+    from hm.runtime import InstallResult, PluginFile, PluginRecord, RemoveResult
 
 _ORIGINS = {
     "project": "this project's plugin folder",
@@ -58,6 +52,8 @@ def install(
     says old → new version. Replacing anything else (another plugin of that file name, a
     file that cannot be loaded, a newer version) needs --force.
     """
+    from hm.runtime import install_plugin
+
     result = install_plugin(source, pin=pin, scope="project" if project else "user", start=_start(), force=force)
     if format == "json":
         output.print_json(_install_json(result))
@@ -71,6 +67,8 @@ def remove(
     format: FormatOption = "human",
 ) -> None:
     """Remove a plugin installed with `hm plugin install` and say from where."""
+    from hm.runtime import folder_label, remove_plugin
+
     result = remove_plugin(name, scope="project" if project else "user", start=_start())
     if format == "json":
         output.print_json(_remove_json(result))
@@ -105,6 +103,8 @@ def _provides(manifest: Any) -> list[str]:
 
 
 def _print_install(result: InstallResult) -> None:
+    from hm.runtime import folder_label
+
     out, esc = output.stdout, output._escape
     p = result.plugin
     where = folder_label(result.scope)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import typer
-from rich.table import Table
 
 from hm.cli import output
 from hm.cli.group import HelpGroup
@@ -14,7 +13,9 @@ from hm.cli.options import FormatOption
 from hm.cli.output import safe
 from hm.cli.session import SESSION
 from hm.errors import ExitCode, UsageError
-from hm.runtime import PluginRecord, Registry, UnavailablePlugin, unavailable_bundled
+
+if TYPE_CHECKING:  # the runtime loads when a command runs, not for --help
+    from hm.runtime import PluginRecord, Registry, UnavailablePlugin
 from hm_plugin_sdk.protocol import (
     LifecycleHookCapability,
     StepExecutorCapability,
@@ -89,6 +90,8 @@ def list_plugins(format: FormatOption = "human") -> None:
 
 def _unavailable(registry: Registry) -> list[UnavailablePlugin]:
     """Bundled plugins the build left out, unless another plugin of that name stands in."""
+    from hm.runtime import unavailable_bundled
+
     active = {rec.name for rec in registry.active()}
     return [u for u in unavailable_bundled() if u.name not in active]
 
@@ -97,6 +100,8 @@ def _print_table(registry: Registry, missing: list[UnavailablePlugin]) -> None:
     if not registry.records and not missing:
         output.stdout.print("No plugins found. `hm plugin install PATH` adds one; README.md lists where hm looks.")
         return
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("NAME", "VERSION", "ABI", "STATUS", "ORIGIN", "ISOLATION", "PROVIDES"):
         table.add_column(col)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from hm.cli.group import write_commands
-from hm.runtime import PluginRecord, Registry
+
+if TYPE_CHECKING:
+    from hm.runtime import PluginRecord, Registry
 from hm_plugin_sdk.protocol import ArgSpec, SubcommandCapability, SubcommandInput
 
 _TYPES: dict[str, click.ParamType] = {"string": click.STRING, "int": click.INT, "bool": click.BOOL}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 import msgspec
-import semver
 
 from hm import __version__
 from hm.errors import PluginLoadError
@@ -65,6 +64,8 @@ def _problems(m: PluginManifest):
     if not _NAME.match(m.name):
         yield f"name {m.name!r} must be lowercase letters, digits, '-', '_' or '.'"
     try:
+        import semver  # only where a manifest is validated: listing cached ones needs none
+
         semver.Version.parse(m.version)
     except ValueError:
         yield f"version {m.version!r} is not a semantic version like 1.2.3"
@@ -148,6 +149,8 @@ def _runner_arg_problems(cap: StepExecutorCapability):
 
 
 def _check_requires(m: PluginManifest, path: str) -> None:
+    import semver
+
     current = semver.Version.parse(__version__)
     try:
         ok = all(current.match(part.strip()) for part in m.requires_hm.split(",") if part.strip())  # type: ignore[union-attr]

@@ -16,13 +16,17 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hm import child_process
 from hm.errors import HmError, PluginConflictError, PluginLoadError
 from hm.runtime.discovery import Candidate, Origin, discover
 from hm.runtime.isolation import IsolationPolicy
 from hm.runtime.manifest_cache import FileKey, ManifestCache
-from hm.runtime.plugin import Plugin, open_plugin
+
+if TYPE_CHECKING:  # loading a plugin (not listing one) needs the transports
+    from hm.runtime.plugin import Plugin
+
 from hm_plugin_sdk.protocol import (
     LifecycleHookCapability,
     PluginManifest,
@@ -201,6 +205,8 @@ class Registry:
         if rec.error is not None:
             raise rec.error
         if rec.loaded is None:
+            from hm.runtime.plugin import open_plugin
+
             plugin = open_plugin(rec.path, isolation=self.policy.for_plugin(rec.name))
             if plugin.manifest != rec.manifest:
                 plugin.transport.close()
@@ -239,8 +245,6 @@ def _conflict(what: str, recs: list[PluginRecord]) -> PluginConflictError:
 
 
 def _read_all(candidates: list[Candidate], cache: ManifestCache) -> list[PluginRecord]:
-    from hm.runtime.probe import probe
-
     records = [PluginRecord(c.path, c.origin) for c in candidates]
     misses: list[tuple[PluginRecord, FileKey]] = []
     for rec in records:
@@ -257,6 +261,8 @@ def _read_all(candidates: list[Candidate], cache: ManifestCache) -> list[PluginR
         else:
             rec.manifest, rec.abi, rec.error = outcome.manifest, outcome.abi, outcome.error
     if misses:
+        from hm.runtime.probe import probe  # only a cache miss runs plugin code
+
         pool = ThreadPoolExecutor(max_workers=min(8, len(misses)), thread_name_prefix="hm-probe")
         try:
             results = [f.result() for f in [pool.submit(probe, rec.path) for rec, _key in misses]]
