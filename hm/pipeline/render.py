@@ -10,7 +10,6 @@ says where.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Final
 import msgspec
 
 import hm
-from hm.child_process import stop_child
+from hm.child_process import forget, signal_name, spawn, stop_child
 from hm.errors import PipelineError
 from hm.pipeline.ir import Pipeline, pipeline_from_json
 from hm.pipeline.origin import Origin
@@ -70,20 +69,17 @@ def render_file_located(
         render process timed out, crashed or replied with garbage.
     """
     shown = _display(path, cwd)
-    proc = subprocess.Popen(
+    # A tracked child in its own session: a timeout, Ctrl-C or an emergency exit also
+    # kills what the file spawned (a grandchild holding the pipes would keep us waiting).
+    proc = spawn(
         # -P: the project directory (cwd) must not shadow the hm package.
         [sys.executable, "-P", "-m", "hm.pipeline._render_child", str(Path(path).resolve())],
         cwd=cwd,
         env=_child_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        # Its own process group, so a timeout also kills what the file spawned
-        # (otherwise a grandchild holding the pipes keeps us waiting).
-        start_new_session=os.name == "posix",
     )
     try:
         out, err = proc.communicate(timeout=timeout)
+        forget(proc)
     except subprocess.TimeoutExpired:
         stop_child(proc)
         raise PipelineError(
@@ -119,9 +115,7 @@ def load_ir_file_located(path: Path, *, cwd: Path | None = None) -> tuple[Pipeli
 def _read_reply(out: bytes, err: bytes, returncode: int, shown: str, cwd: Path | None) -> list[tuple[Pipeline, Origin]]:
     stderr = err.decode("utf-8", "replace")
     if returncode != 0:
-        how = (
-            f"was killed by signal {_signal_name(-returncode)}" if returncode < 0 else f"exited with code {returncode}"
-        )
+        how = f"was killed by signal {signal_name(-returncode)}" if returncode < 0 else f"exited with code {returncode}"
         raise PipelineError(
             f"the render process {how}{_tail(stderr)}",
             where=shown,
@@ -170,13 +164,6 @@ def _child_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (hm_root, env.get("PYTHONPATH")) if p)
     env.setdefault("PYTHONIOENCODING", "utf-8")
     return env
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)
 
 
 def _tail(stderr: str) -> str:
