@@ -61,7 +61,7 @@ def _make_ffibuilder() -> FFI:
     builder.set_source(
         "hm._hm_bridge",
         (NATIVE / "bridge.c").read_text(),
-        include_dirs=[str(INCLUDE)],
+        include_dirs=[str(INCLUDE), str(NATIVE)],
         libraries=[] if sys.platform == "win32" else ["dl"],
     )
     return builder

@@ -52,6 +52,8 @@ static hm_status_t hm_py_archive_read(int32_t, hm_call_t, uint64_t, uint8_t *, s
 static hm_status_t hm_py_archive_total_size(int32_t, hm_call_t, uint64_t *);
 static hm_status_t hm_py_fs_read_config(int32_t, hm_call_t, const uint8_t *, size_t, hm_buf_t *);
 
+#include "step_log_batch.h"
+
 static void hm_host_free(uint8_t *ptr, size_t len) {
     (void)len;
     free(ptr);
@@ -60,6 +62,7 @@ static void hm_host_free(uint8_t *ptr, size_t len) {
 /* One table per slot: SLOT(n) defines slot n's forwarders and its table. */
 #define SLOT(n)                                                                                          \
     static hm_status_t s##n##_log(hm_call_t c, int32_t l, const uint8_t *m, size_t ml) {                 \
+        lb_flush(n, c);                                                                                  \
         return hm_py_log(n, c, l, m, ml);                                                                \
     }                                                                                                    \
     static hm_status_t s##n##_kv_get(hm_call_t c, int32_t s, const uint8_t *k, size_t kl, hm_buf_t *o) { \
@@ -70,16 +73,19 @@ static void hm_host_free(uint8_t *ptr, size_t len) {
         return hm_py_kv_set(n, c, s, k, kl, v, vl);                                                      \
     }                                                                                                    \
     static hm_status_t s##n##_emit_event(hm_call_t c, const uint8_t *m, size_t ml) {                     \
+        lb_flush(n, c);                                                                                  \
         return hm_py_emit_event(n, c, m, ml);                                                            \
     }                                                                                                    \
     static hm_status_t s##n##_step_log(hm_call_t c, int32_t s, const uint8_t *d, size_t dl) {            \
-        return hm_py_emit_step_log(n, c, s, d, dl);                                                      \
+        return lb_emit(n, c, s, d, dl);                                                                  \
     }                                                                                                    \
     static hm_status_t s##n##_should_cancel(hm_call_t c) { return hm_py_should_cancel(n, c); }           \
     static hm_status_t s##n##_stdout(hm_call_t c, const uint8_t *d, size_t dl) {                         \
+        lb_flush(n, c);                                                                                  \
         return hm_py_write_stdout(n, c, d, dl);                                                          \
     }                                                                                                    \
     static hm_status_t s##n##_stderr(hm_call_t c, const uint8_t *d, size_t dl) {                         \
+        lb_flush(n, c);                                                                                  \
         return hm_py_write_stderr(n, c, d, dl);                                                          \
     }                                                                                                    \
     static hm_status_t s##n##_archive_read(hm_call_t c, uint64_t o, uint8_t *b, size_t cap, size_t *r) { \
@@ -229,7 +235,7 @@ static hm_status_t hm_bridge_manifest(const hm_plugin_vtable_t *vt, void *inst, 
  * there and released at once; a larger one is left in *big (and the return value
  * is its length too) for the caller to copy and release. One C call and plain
  * integer results keep the Python side short: this is the cost of every call. */
-static size_t hm_bridge_invoke(const hm_plugin_vtable_t *vt, void *inst, int op, hm_call_t call,
+static size_t hm_bridge_invoke(const hm_plugin_vtable_t *vt, void *inst, int slot, int op, hm_call_t call,
                                const char *in, size_t in_len, char *scratch, size_t cap,
                                hm_status_t *status, hm_buf_t *big, const char *label, const char *step) {
     hm_status_t (*fn)(void *, hm_call_t, const uint8_t *, size_t, hm_buf_t *) = NULL;
@@ -250,7 +256,9 @@ static size_t hm_bridge_invoke(const hm_plugin_vtable_t *vt, void *inst, int op,
     hm_site.label = label;
     hm_site.op = HM_OP_NAMES[op];
     hm_site.step = step;
+    if (op == HM_BRIDGE_OP_EXECUTE_STEP) lb_open(slot, call);
     *status = fn(inst, call, (const uint8_t *)in, in_len, &tmp);
+    if (op == HM_BRIDGE_OP_EXECUTE_STEP) lb_close(call);
     hm_site = saved;
     if (!tmp.ptr) return 0;
     if (tmp.len <= cap) {

@@ -34,7 +34,7 @@ int hm_bridge_vtable_missing(const hm_plugin_vtable_t *vt);
 int hm_bridge_vtable_offers(const hm_plugin_vtable_t *vt);
 hm_status_t hm_bridge_manifest(const hm_plugin_vtable_t *vt, void *inst, hm_call_t call, hm_buf_t *out,
                                const char *label);
-size_t hm_bridge_invoke(const hm_plugin_vtable_t *vt, void *inst, int op, hm_call_t call,
+size_t hm_bridge_invoke(const hm_plugin_vtable_t *vt, void *inst, int slot, int op, hm_call_t call,
                         const char *in, size_t in_len, char *scratch, size_t cap,
                         hm_status_t *status, hm_buf_t *big, const char *label, const char *step);
 void hm_bridge_release(const hm_plugin_vtable_t *vt, void *inst, hm_buf_t *out);

@@ -25,10 +25,12 @@ class LineSplitter:
         if self._pending:
             data = self._pending + data
         parts = data.split(b"\n")
-        self._pending = parts.pop()
-        if len(self._pending) > self._max:
-            parts.append(self._pending)
-            self._pending = b""
+        pending = parts.pop()
+        # Runners hand over up to a MiB at a time (batched): cut it, not just once.
+        while len(pending) > self._max:
+            parts.append(pending[: self._max])
+            pending = pending[self._max :]
+        self._pending = pending
         return [p.decode("utf-8", "replace") for p in parts]
 
     def flush(self) -> list[str]:

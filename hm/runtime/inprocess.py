@@ -86,6 +86,7 @@ class InProcessTransport:
             size = lib.hm_bridge_invoke(
                 self._vt,
                 self._inst,
+                self.owner,
                 op,
                 handle,
                 payload,
