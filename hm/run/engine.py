@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import anyio
 
 from hm import child_process
+from hm.cache import CacheConfig
 from hm.errors import ExitCode
 from hm.pipeline.graph import Plan, build_plan
 from hm.pipeline.ir import CommandStep, Pipeline
@@ -39,6 +40,7 @@ from hm.run.hooks import Abort, Hook, HookDispatcher
 from hm.run.run_dir import RunDirectory, remove_tree
 from hm.run.scheduler import Scheduler, StepOutcome, StepRunner
 from hm.run.services import RunServices
+from hm.run.step_cache import StepCache
 from hm.runtime import Registry, set_last_words
 from hm_plugin_sdk.protocol import BuildEvent, BuildFinished, BuildStarted, LifecycleHookCapability
 
@@ -120,11 +122,15 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
     executors = resolve_executors(pipeline, registry)
     hooks = load_hooks(registry)
     plan = build_plan(pipeline)
+    cache_config = _cache_config(pipeline, options)
     run_id = uuid.uuid4().hex[:12]
     run_dir = RunDirectory(run_id)
     bus = EventBus()
     archive = WorkspaceArchive(options.project_root, run_dir.path)
     services = RunServices(run_id=run_id, bus=bus, project_root=options.project_root, archive=archive)
+    cache = (
+        StepCache(cache_config, services, pipeline=pipeline.slug, warn=sink.warning) if cache_config else None
+    )
     scheduler = Scheduler(
         plan=plan,
         pipeline=pipeline,
@@ -134,6 +140,7 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         run_dir=run_dir.path,
         parallelism=max(1, options.parallelism),
         keep_going=options.keep_going,
+        cache=cache,
     )
 
     def on_abort(abort: Abort) -> None:
@@ -228,6 +235,13 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         else:
             run_dir.remove()
         restore()
+
+
+def _cache_config(pipeline: Pipeline, options: RunOptions) -> CacheConfig | None:
+    """The step cache's settings, read only when a step has a cache policy (a bad one: exit 3)."""
+    if not any(s.cache is not None and s.cache.policy != "none" for s in command_steps(pipeline)):
+        return None
+    return CacheConfig.from_environment(options.project_root)
 
 
 def _say(text: str) -> None:

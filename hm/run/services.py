@@ -21,6 +21,9 @@ from hm_plugin_sdk.protocol import PluginEvent, PluginEventEmitted, StepLog
 
 #: Lines of each step's output kept for the summary; older lines are dropped.
 TAIL_LINES = 40
+#: Most bytes of output a step's recording keeps (:attr:`StepState.record`); past
+#: it the recording is dropped, and the step is not stored in the cache.
+RECORD_MAX_BYTES = 64 << 20
 _STREAMS = {Stream.STDOUT: "stdout", Stream.STDERR: "stderr"}
 
 
@@ -38,6 +41,11 @@ class StepState:
         self.splitters = {Stream.STDOUT: LineSplitter(), Stream.STDERR: LineSplitter()}
         self.lines = 0
         self.lock = threading.Lock()
+        #: Every line, as ``(0 stdout | 1 stderr, line)``, while the step cache
+        #: records the step (``None``: not recording); see :data:`RECORD_MAX_BYTES`.
+        self.record: list[tuple[int, str]] | None = None
+        self.record_bytes = 0
+        self.record_overflowed = False
 
     def should_stop(self) -> bool:
         """Whether the step was asked to stop; marks it timed out once its deadline passed."""
@@ -105,7 +113,26 @@ class RunServices(HostServices):
     def _line(self, state: StepState, stream: Stream, line: str, ts: str) -> None:
         state.tail.append(line)
         state.lines += 1
+        if state.record is not None:
+            state.record.append((0 if stream is Stream.STDOUT else 1, line))
+            state.record_bytes += len(line) + 8
+            if state.record_bytes > RECORD_MAX_BYTES:
+                state.record, state.record_overflowed = None, True
         self.bus.emit(StepLog(run_id=self.run_id, ts=ts, step_key=state.key, stream=_STREAMS[stream], line=line))
+
+    def replay_log(self, key: str, lines: list[tuple[str, str]]) -> None:
+        """Emit a cached step's recorded log as ``step_log`` events marked ``replayed``."""
+        state = self.steps[key]
+        with state.lock:
+            for n, (stream, line) in enumerate(lines, 1):
+                state.tail.append(line)
+                state.lines += 1
+                self.bus.emit(
+                    StepLog(run_id=self.run_id, ts=now_ts(), step_key=key, stream=stream, line=line, replayed=True)  # type: ignore[arg-type]
+                )
+                if n % 4096 == 0:
+                    self.bus.flush()
+            self.bus.flush()
 
     # -- events and KV ----------------------------------------------------------
     def emit_event(self, ctx: CallContext, event: PluginEvent) -> None:
