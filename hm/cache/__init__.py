@@ -22,12 +22,13 @@ from __future__ import annotations
 from hm.cache._config import DEFAULT_MAX_SIZE, CacheConfig, format_size, parse_size
 from hm.cache._entry import CorruptEntry, Entry, decode_log, encode_log
 from hm.cache._key import KeyParts, cache_key
-from hm.cache._store import CacheStore, EntryInfo, EvictResult
+from hm.cache._store import GRACE_SECONDS, CacheStore, EntryInfo, EvictResult
 from hm.cache._tree import FileNode, Unsupported, archive_nodes, scan, tree_digest
 from hm.cache._workspace import Snapshot, TooBig, clear_dir, restore, snapshot
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
+    "GRACE_SECONDS",
     "CacheConfig",
     "CacheStore",
     "CorruptEntry",

@@ -41,8 +41,9 @@ from hm.cache._tree import CHUNK
 
 __all__ = ["GRACE_SECONDS", "CacheStore", "EntryInfo", "EvictResult"]
 
-#: Unreferenced blobs and temporary files younger than this are left alone.
-GRACE_SECONDS: Final = 3600.0
+#: Unreferenced blobs and temporary files younger than this are left alone: a
+#: store in progress has written or reused them and not written its entry yet.
+GRACE_SECONDS: Final = 900.0
 #: Eviction goes down to this share of the bound, so that it does not run after every store.
 _LOW_WATER: Final = 0.9
 
@@ -65,10 +66,14 @@ class EntryInfo:
 
 @dataclass(frozen=True, slots=True)
 class EvictResult:
+    """What eviction removed (entries, blobs, bytes), the size left, and how much
+    of that it had to keep because it is younger than :data:`GRACE_SECONDS`."""
+
     entries: int
     blobs: int
     freed: int
     total: int
+    kept: int = 0
 
 
 class CacheStore:
@@ -244,21 +249,25 @@ class CacheStore:
         """Bytes in blobs and entries (each blob once)."""
         return sum(size for size, _ in self._blob_files().values()) + self._entries_size()
 
-    def evict(self, max_size: int, *, low_water: float = _LOW_WATER, now: float | None = None) -> EvictResult:
-        """Bring the cache under ``max_size``: corrupt entries and old orphan blobs
+    def evict(
+        self, max_size: int, *, low_water: float = _LOW_WATER, sweep: bool = False, now: float | None = None
+    ) -> EvictResult:
+        """Bring the cache under ``max_size``: damaged entries and old orphan blobs
         first, then entries least recently used first, down to ``low_water`` of it.
 
-        Does nothing (but count) while the cache is within its bound.
+        :param sweep: remove damaged entries and old orphan blobs even when the
+            cache is within its bound (``hm cache prune``); otherwise a cache
+            within its bound is only measured.
         """
         now = time.time() if now is None else now
         self._sweep_tmp(now)
         blobs = self._blob_files()
         total = sum(size for size, _ in blobs.values()) + self._entries_size()
-        if total <= max_size:
+        if total <= max_size and not sweep:
             return EvictResult(0, 0, 0, total)
-        infos = self.list_entries()  # read and decoded only when something must go
+        infos = self.list_entries()  # read and decoded only when something may go
         total = sum(size for size, _ in blobs.values()) + sum(i.file_size for i in infos)
-        target = int(max_size * low_water)
+        target = int(max_size * low_water) if total > max_size else max_size
         refs: dict[str, int] = {}
         for info in infos:
             for digest in info.entry.blobs() if info.entry else ():
@@ -277,11 +286,8 @@ class CacheStore:
                 total -= size
                 removed += 1
 
-        for digest in [d for d in blobs if d not in refs and d not in young]:
-            drop_blob(digest)
-        for info in sorted(infos, key=lambda i: (i.entry is not None, i.last_used)):
-            if total - protected <= target:
-                break
+        def drop_entry(info: EntryInfo) -> None:
+            nonlocal freed, entries, total, protected
             with contextlib.suppress(FileNotFoundError):
                 self.entry_path(info.key).unlink()
                 freed += info.file_size
@@ -294,7 +300,18 @@ class CacheStore:
                         protected += blobs[digest][0]
                     else:
                         drop_blob(digest)
-        return EvictResult(entries, removed, freed, total)
+
+        for digest in [d for d in blobs if d not in refs and d not in young]:
+            drop_blob(digest)
+        for info in infos:
+            if info.entry is None:
+                drop_entry(info)
+        for info in infos:  # least recently used first
+            if total - protected <= target:
+                break
+            if info.entry is not None:
+                drop_entry(info)
+        return EvictResult(entries, removed, freed, total, protected)
 
     def clear(self) -> EvictResult:
         """Delete every entry and blob (a run using the cache meanwhile just misses)."""

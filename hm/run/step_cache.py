@@ -394,4 +394,3 @@ def _empty(workspace: Path) -> None:
         clear_dir(workspace)
     except OSError as exc:
         log.debug("could not empty %s after a failed restore: %s", workspace, exc)
-
