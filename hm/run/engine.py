@@ -128,9 +128,7 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
     bus = EventBus()
     archive = WorkspaceArchive(options.project_root, run_dir.path)
     services = RunServices(run_id=run_id, bus=bus, project_root=options.project_root, archive=archive)
-    cache = (
-        StepCache(cache_config, services, pipeline=pipeline.slug, warn=sink.warning) if cache_config else None
-    )
+    cache = StepCache(cache_config, services, pipeline=pipeline.slug, warn=sink.warning) if cache_config else None
     scheduler = Scheduler(
         plan=plan,
         pipeline=pipeline,
