@@ -23,7 +23,15 @@ from hm.cache._config import DEFAULT_MAX_SIZE, CacheConfig, format_size, parse_s
 from hm.cache._entry import CorruptEntry, Entry, decode_log, encode_log
 from hm.cache._key import KeyParts, cache_key
 from hm.cache._store import GRACE_SECONDS, CacheStore, EntryInfo, EvictResult
-from hm.cache._tree import FileNode, Unsupported, archive_nodes, scan, tree_digest
+from hm.cache._tree import (
+    FileNode,
+    Unsupported,
+    archive_nodes,
+    copy_hm_files,
+    extract_hm_files,
+    scan,
+    tree_digest,
+)
 from hm.cache._workspace import Snapshot, TooBig, clear_dir, restore, snapshot
 
 __all__ = [
@@ -43,8 +51,10 @@ __all__ = [
     "archive_nodes",
     "cache_key",
     "clear_dir",
+    "copy_hm_files",
     "decode_log",
     "encode_log",
+    "extract_hm_files",
     "format_size",
     "parse_size",
     "restore",

@@ -13,6 +13,14 @@ runs however the project's files were checked out.
 
 What cannot be kept (a FIFO, a socket, a device, a name that is not UTF-8) raises
 :class:`Unsupported` from :func:`scan`; the step then runs uncached.
+
+hm's own files, the files directly in the project's ``.hm/`` folder (the pipeline
+files and ``config.toml``), are no part of the digest (:func:`hm_own_file`):
+what a pipeline file says about a step (its ``cmd``, ``env``, image…) is in the
+step's key already, so editing one step, or adding another, does not make
+every step miss. They are not stored either; a restored workspace gets the
+current ones from the step's input (:mod:`hm.cache._workspace`). Subfolders of
+``.hm/`` (scripts a step runs, project plugins) are digested like any file.
 """
 
 from __future__ import annotations
@@ -28,7 +36,20 @@ from typing import Final, Literal
 
 import msgspec
 
-__all__ = ["CHUNK", "SMALL_FILE", "FileNode", "Unsupported", "archive_nodes", "hash_file", "scan", "tree_digest"]
+__all__ = [
+    "CHUNK",
+    "HM_FOLDER",
+    "SMALL_FILE",
+    "FileNode",
+    "Unsupported",
+    "archive_nodes",
+    "copy_hm_files",
+    "extract_hm_files",
+    "hash_file",
+    "hm_own_file",
+    "scan",
+    "tree_digest",
+]
 
 #: Files up to this size are read whole; bigger ones in chunks of :data:`CHUNK`.
 SMALL_FILE: Final = 1 << 20
@@ -65,10 +86,22 @@ class Unsupported(Exception):
         super().__init__(f"{path}: {what}")
 
 
+#: The folder of hm's own files in a project (and so in a workspace).
+HM_FOLDER: Final = ".hm"
+
+
+def hm_own_file(node: FileNode) -> bool:
+    """A file directly in ``.hm/``: a pipeline file or ``config.toml`` (see the module docstring)."""
+    return node.kind != "d" and node.path.startswith(f"{HM_FOLDER}/") and node.path.count("/") == 1
+
+
 def tree_digest(nodes: list[FileNode]) -> str:
-    """The SHA-256 of the nodes' kinds, paths, modes and contents, in path order."""
+    """The SHA-256 of the nodes' kinds, paths, modes and contents, in path order
+    (hm's own files left out)."""
     h = hashlib.sha256(b"hm-tree 1\n")
     for node in sorted(nodes, key=_order):
+        if hm_own_file(node):
+            continue
         value = node.digest if node.kind == "f" else node.target
         h.update(f"{node.kind}\0{node.path}\0{node.mode:o}\0{value}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
@@ -176,6 +209,42 @@ class _ReadAt(io.RawIOBase):
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)
+
+
+def extract_hm_files(read: Callable[[int, int], bytes], size: int, target: Path) -> None:
+    """Write the archive's own hm files (:func:`hm_own_file`) into ``target``
+    (a restored workspace): regular files only, with their modes."""
+    stream = io.BufferedReader(_ReadAt(read, size), buffer_size=CHUNK)
+    with tarfile.open(fileobj=stream, mode="r:") as tar:
+        for member in tar:
+            path = member.name.removeprefix("./")
+            if not (member.isreg() and hm_own_file(FileNode(path, "f", 0))):
+                continue
+            f = tar.extractfile(member)
+            assert f is not None
+            _write_own_file(target, path, f.read(), member.mode & 0o777)
+
+
+def _write_own_file(target: Path, path: str, data: bytes, mode: int) -> None:
+    folder = target / HM_FOLDER
+    folder.mkdir(exist_ok=True)
+    dest = folder / path.split("/", 1)[1]
+    if dest.is_symlink() or dest.exists():
+        dest.unlink()
+    dest.write_bytes(data)
+    os.chmod(dest, mode)
+
+
+def copy_hm_files(source: Path, target: Path) -> None:
+    """Copy the regular files directly in ``source/.hm`` into ``target/.hm``."""
+    try:
+        entries = list(os.scandir(source / HM_FOLDER))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if entry.is_file(follow_symlinks=False):
+            data = Path(entry.path).read_bytes()
+            _write_own_file(target, f"{HM_FOLDER}/{entry.name}", data, entry.stat().st_mode & 0o777)
 
 
 def archive_nodes(read: Callable[[int, int], bytes], size: int) -> list[FileNode]:

@@ -2,8 +2,9 @@
 
 :func:`snapshot` walks a step's workspace, hashes each file and stores the
 contents the store does not have yet; unchanged files cost one read and no
-write. :func:`restore` recreates the nodes of an entry in an empty directory,
-checking every blob against its digest as it copies it, and setting modes and
+write. hm's own files (``.hm/*``, see :mod:`hm.cache._tree`) are left out.
+:func:`restore` recreates the nodes of an entry in an empty directory, checking
+every blob against its digest as it copies it, and setting modes and
 modification times as they were.
 
 Restoring never writes outside the target: paths are checked (relative, no
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from hm.cache._entry import CorruptEntry
 from hm.cache._store import CacheStore
-from hm.cache._tree import CHUNK, SMALL_FILE, FileNode, scan
+from hm.cache._tree import CHUNK, SMALL_FILE, FileNode, hm_own_file, scan
 
 __all__ = ["Snapshot", "TooBig", "clear_dir", "restore", "snapshot"]
 
@@ -56,12 +57,14 @@ def snapshot(
     :raises OSError: the store refused a write (full, read-only) or a file could not be read.
     """
     nodes = scan(root, hash_files=False, stop=stop)
-    total = sum(n.size for n in nodes)
+    total = sum(n.size for n in nodes if not hm_own_file(n))
     if limit is not None and total > limit:
         raise TooBig(total)
     files: list[FileNode] = []
     size = added = 0
     for node in nodes:
+        if hm_own_file(node):
+            continue  # not part of the key: a restore takes the current ones
         if node.kind != "f":
             files.append(node)
             continue

@@ -47,8 +47,10 @@ from hm.cache import (
     archive_nodes,
     cache_key,
     clear_dir,
+    copy_hm_files,
     decode_log,
     encode_log,
+    extract_hm_files,
     format_size,
     restore,
     scan,
@@ -165,7 +167,7 @@ class StepCache:
             user_key=step.cache.key,
         )
         ticket.key, ticket.image, ticket.image_id = cache_key(parts), image, image_id
-        entry = self._hit(step, ticket.key, Path(inp.workspace))
+        entry = self._hit(step, ticket.key, Path(inp.workspace), inp.base_workspace)
         if entry is not None:
             ticket.entry = entry
             return ticket
@@ -232,7 +234,7 @@ class StepCache:
             self._say(step, f"runs uncached: runner '{runner}' did not report the id of image '{image}'", "")
         return result.image_id or None
 
-    def _hit(self, step: CommandStep, key: str, workspace: Path) -> Entry | None:
+    def _hit(self, step: CommandStep, key: str, workspace: Path, base: str | None) -> Entry | None:
         try:
             entry = self.store.read_entry(key)
         except CorruptEntry as exc:
@@ -246,6 +248,7 @@ class StepCache:
         try:
             lines = decode_log(self.store.read_blob(entry.log))
             restore(self.store, entry.files, workspace)
+            self._own_files(workspace, base)
         except CorruptEntry as exc:
             _empty(workspace)
             self._discard(step, key, str(exc))
@@ -259,6 +262,14 @@ class StepCache:
             self._outputs[step.key] = entry.tree
         self.services.replay_log(step.key, lines)
         return entry
+
+    def _own_files(self, workspace: Path, base: str | None) -> None:
+        """hm's own files (``.hm/*``) are not stored: the current ones, from the step's input."""
+        if base is not None:
+            copy_hm_files(Path(base), workspace)
+        else:
+            archive = self.services.archive
+            extract_hm_files(archive.read, archive.size(), workspace)
 
     def _discard(self, step: CommandStep, key: str, why: str) -> None:
         self.store.discard_entry(key)
