@@ -111,7 +111,7 @@ def _entry_json(e: Any) -> dict[str, Any]:
         "created": e.created,
         "duration_ms": e.duration_ms,
         "size": e.size,
-        "files": len(e.files),
+        "files": sum(1 for n in e.files if n.kind == "f"),
         "log_lines": e.log_lines,
     }
 
