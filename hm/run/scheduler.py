@@ -298,6 +298,7 @@ class Scheduler:
             outcome.exit_code = 124  # timeout(1)'s code; 130 would read as Ctrl-C
             outcome.message = f"timed out after {step.timeout_seconds:g} s"
         outcome.cache = await self._cache_after(ticket, outcome, workspace, executor, state)
+        outcome.duration_ms = int((time.monotonic() - started) * 1000)  # storing it is part of the step
         outcome.tail = list(state.tail)
         self.outcomes[step.key] = outcome
         self._done[step.key].set()

@@ -144,16 +144,19 @@ class StepCache:
         ticket = CacheTicket(step, step.cache.policy)
         self._open()
         stop = state.should_stop
+        started = time.monotonic()
         try:
             tree = self._input_tree(step, inp, base, stop)
         except InterruptedError:
             return ticket
         if tree is None:
             return ticket
+        digested = time.monotonic()
         image = inp.step.image
         image_id = self._image_id(step, inp, runner, plugin) if image else None
         if image and image_id is None:
             return ticket
+        resolved = time.monotonic()
         parts = KeyParts(
             runner=runner,
             plugin=plugin.name,
@@ -168,6 +171,16 @@ class StepCache:
         )
         ticket.key, ticket.image, ticket.image_id = cache_key(parts), image, image_id
         entry = self._hit(step, ticket.key, Path(inp.workspace), inp.base_workspace)
+        log.debug(
+            "%s: %s %s (input digest %.0f ms, image %.0f ms, lookup%s %.0f ms)",
+            step.key,
+            "hit" if entry else "miss",
+            ticket.key[:12],
+            (digested - started) * 1000,
+            (resolved - digested) * 1000,
+            " and restore" if entry else "",
+            (time.monotonic() - resolved) * 1000,
+        )
         if entry is not None:
             ticket.entry = entry
             return ticket
