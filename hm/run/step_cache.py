@@ -121,6 +121,8 @@ class StepCache:
         #: step key -> tree digest of its workspace once it is done (restored or stored).
         self._outputs: dict[str, str] = {}
         self._usage: int | None = None
+        #: Held while measuring and evicting (which may take a while), apart from _lock.
+        self._trim_lock = threading.Lock()
         self._warned: set[str] = set()
 
     # -- before -------------------------------------------------------------------
@@ -371,7 +373,7 @@ class StepCache:
 
     def _trim(self, added: int) -> None:
         """Evict least recently used entries once this run's additions pass the bound."""
-        with self._lock:
+        with self._trim_lock:
             try:
                 if self._usage is None:
                     self._usage = self.store.usage()
