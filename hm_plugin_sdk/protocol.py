@@ -89,6 +89,12 @@ class StepExecutorCapability(_Message, kw_only=True, tag="step_executor", tag_fi
     #: The ``runner_args`` keys this runner takes. hm refuses other keys and wrong
     #: types before a run starts; ``None`` (the default) leaves checking to the runner.
     runner_args: Union[list[RunnerArgSpec], None] = None
+    #: The runner resolves a step's image to the id of the image it runs
+    #: (``StepResult.image_id``), and answers an ``ExecutorInput`` with
+    #: ``resolve_only`` without running anything. hm's step cache keys a step with
+    #: an image on that id; on a runner without it such a step runs uncached.
+    #: Added in hm 0.1 (ABI 1.0, optional).
+    resolves_images: bool = False
 
 
 class LifecycleHookCapability(_Message, kw_only=True, tag="lifecycle_hook", tag_field="kind"):
@@ -189,6 +195,11 @@ class ExecutorInput(_Message, kw_only=True):
     #: ``None`` means start from the run's workspace archive (``host.archive_read``).
     base_workspace: Union[str, None] = None
     project_root: str = ""
+    #: Run nothing: only resolve the step's image and answer with a ``StepResult``
+    #: whose ``image_id`` is set (exit code 0), or fail as the step would (e.g.
+    #: ``image_not_found``). The workspace is left alone. hm sends it only to
+    #: runners whose capability says ``resolves_images``. Added in hm 0.1 (ABI 1.0, optional).
+    resolve_only: bool = False
 
 
 class StepResult(_Message, kw_only=True):
@@ -197,6 +208,10 @@ class StepResult(_Message, kw_only=True):
     exit_code: int
     status: Literal["succeeded", "failed", "timed_out", "cancelled"] = "succeeded"
     message: Union[str, None] = None
+    #: The id of the image the step ran in (or, for ``resolve_only``, would run
+    #: in), as the engine names it, e.g. ``"sha256:…"``; ``None`` for a step
+    #: without an image. Added in hm 0.1 (ABI 1.0, optional).
+    image_id: Union[str, None] = None
 
 
 # --------------------------------------------------------------------------
@@ -231,6 +246,9 @@ class StepLog(_Event, kw_only=True, tag="step_log"):
     step_key: str
     stream: Literal["stdout", "stderr"]
     line: str
+    #: The line was not printed now: it is the recorded log of a step restored
+    #: from the step cache, replayed. Added in hm 0.1 (ABI 1.0, optional).
+    replayed: bool = False
 
 
 class Artifact(_Message, kw_only=True):
@@ -250,6 +268,10 @@ class StepFinished(_Event, kw_only=True, tag="step_finished"):
     message: Union[str, None] = None
     #: The step's artifacts kept in the run record (empty when it declared none).
     artifacts: list[Artifact] = []
+    #: What the step cache did: ``"hit"`` (restored, not run), ``"miss"`` (looked
+    #: up, not found or not usable, and not stored), ``"stored"`` (run, then
+    #: stored); ``None`` for a step without a cache policy. Added in hm 0.1 (ABI 1.0, optional).
+    cache: Union[Literal["hit", "miss", "stored"], None] = None
 
 
 class ChainFailed(_Event, kw_only=True, tag="chain_failed"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from hm import __version__
-from hm.cli import output, pipelines_cmd, plugin_cmds, run_cmd, runs_cmd, schema_cmd
+from hm.cli import cache_cmd, output, pipelines_cmd, plugin_cmds, run_cmd, runs_cmd, schema_cmd
 from hm.cli.group import HmGroup
 from hm.cli.options import FormatOption
 from hm.cli.session import SESSION
@@ -22,6 +22,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(plugin_cmds.app, name="plugin")
+app.add_typer(cache_cmd.app, name="cache")
 app.command("run")(run_cmd.run)
 app.command("schema")(schema_cmd.schema)
 app.add_typer(runs_cmd.app, name="runs")

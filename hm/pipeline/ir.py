@@ -49,17 +49,22 @@ def _doc(text: str) -> msgspec.Meta:
 
 
 class CachePolicy(_IRStruct, kw_only=True, frozen=True):
-    """How a step uses the cache.
+    """How a step uses the step cache (:mod:`hm.run.step_cache`).
 
-    :param policy: ``"none"`` (default), ``"read"`` (restore only) or ``"read_write"``.
-    :param key: cache key; ``None`` lets the runner derive one.
+    :param policy: ``"none"`` (default), ``"read"`` (restore a stored result, never
+        store) or ``"read_write"`` (restore, or run and store).
+    :param key: a string of the user's mixed into the cache key (change it to
+        start afresh, or to name what the key cannot see); ``None``: nothing.
     """
 
     policy: Annotated[
         Literal["none", "read", "read_write"],
-        _doc("none (default), read (restore only) or read_write; recorded, not yet passed to runners"),
+        _doc("none (default); read: restore a stored result, never store; read_write: restore, or run and store"),
     ] = "none"
-    key: Annotated[str | None, _doc("cache key; null lets the runner derive one")] = None
+    key: Annotated[
+        str | None,
+        _doc("mixed into the cache key (hm derives the rest): change it to start afresh; null: nothing"),
+    ] = None
 
 
 class CommandStep(_IRStruct, kw_only=True, frozen=True, tag="command", tag_field="kind"):

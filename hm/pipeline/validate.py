@@ -1,7 +1,7 @@
 """Semantic checks of a pipeline against the loaded runners, before anything runs.
 
 The IR decoder already guarantees types; this module checks what types cannot:
-keys, commands, timeouts, runners and ``builds_in`` links. All problems are
+keys, commands, timeouts, runners, ``cache.key`` and ``builds_in`` links. All problems are
 collected and reported together, one per line, so a user fixes a file in one pass.
 
 ``builds_in`` rules (the plan in :mod:`hm.pipeline.graph` relies on them):
@@ -46,6 +46,9 @@ __all__ = ["KEY_PATTERN", "SHELL_NAME_PATTERN", "PipelineValidationError", "Vali
 KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9_.-]+")
 #: Environment variable names a POSIX shell can expand; others get a warning.
 SHELL_NAME_PATTERN: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+#: Longest ``cache.key`` accepted.
+MAX_CACHE_KEY: Final = 256
 
 _PLUGIN_LIST_HINT: Final = "`hm plugin list` shows the loaded plugins and the runners they provide"
 
@@ -230,6 +233,7 @@ class _Checker:
                 at=index,
             )
         self.check_runner(index, name, step)
+        self.check_cache(index, name, step)
         if step.builds_in is not None:
             self.check_builds_in(index, name, step.builds_in)
         for pattern in step.artifacts:
@@ -317,6 +321,19 @@ class _Checker:
         if info.runner_args is not None:
             for problem, hint in check_runner_args(runner, step.runner_args, info.runner_args, plugin=info.plugin):
                 self.add(f"{name}: {problem}", hint, at=index)
+
+    def check_cache(self, index: int, name: str, step: CommandStep) -> None:
+        """``cache.key`` is a short line of text (the rest of the key hm derives itself)."""
+        key = step.cache.key if step.cache is not None else None
+        if key is None:
+            return
+        hint = "give cache.key a short text such as 'v2', or leave it out (null): hm derives the key itself"
+        if not key.strip():
+            self.add(f"{name}: cache.key is empty", hint, at=index)
+        elif any(ord(c) < 32 or ord(c) == 127 for c in key):
+            self.add(f"{name}: cache.key contains a control character ({key!r})", hint, at=index)
+        elif len(key) > MAX_CACHE_KEY:
+            self.add(f"{name}: cache.key is {len(key)} characters long, more than {MAX_CACHE_KEY}", hint, at=index)
 
     def check_builds_in(self, index: int, name: str, target: str) -> None:
         steps = self.pipeline.steps

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import anyio
 
 from hm import child_process
+from hm.cache import CacheConfig
 from hm.errors import ExitCode
 from hm.pipeline.graph import Plan, build_plan
 from hm.pipeline.ir import CommandStep, Pipeline, pipeline_to_json
@@ -40,6 +41,7 @@ from hm.run.records import RunRecorder, RunStore, keep_runs
 from hm.run.run_dir import RunDirectory, remove_tree
 from hm.run.scheduler import Scheduler, StepOutcome, StepRunner
 from hm.run.services import RunServices
+from hm.run.step_cache import StepCache
 from hm.runtime import Registry, set_last_words
 from hm_plugin_sdk.protocol import BuildEvent, BuildFinished, BuildStarted, LifecycleHookCapability
 
@@ -127,6 +129,7 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
     executors = resolve_executors(pipeline, registry)
     hooks = load_hooks(registry)
     plan = build_plan(pipeline)
+    cache_config = _cache_config(pipeline, options)
     run_id = uuid.uuid4().hex[:12]
     run_dir = RunDirectory(run_id)
     bus = EventBus()
@@ -143,6 +146,7 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         if options.record
         else None
     )
+    cache = StepCache(cache_config, services, pipeline=pipeline.slug, warn=sink.warning) if cache_config else None
     scheduler = Scheduler(
         plan=plan,
         pipeline=pipeline,
@@ -154,6 +158,7 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         keep_going=options.keep_going,
         artifacts_dir=recorder.artifacts_dir if recorder is not None else None,
         warn=sink.warning,
+        cache=cache,
     )
 
     def on_abort(abort: Abort) -> None:
@@ -255,6 +260,13 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         else:
             run_dir.remove()
         restore()
+
+
+def _cache_config(pipeline: Pipeline, options: RunOptions) -> CacheConfig | None:
+    """The step cache's settings, read only when a step has a cache policy (a bad one: exit 3)."""
+    if not any(s.cache is not None and s.cache.policy != "none" for s in command_steps(pipeline)):
+        return None
+    return CacheConfig.from_environment(options.project_root)
 
 
 def _say(text: str) -> None:

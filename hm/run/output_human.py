@@ -6,6 +6,9 @@ above it. Elsewhere (CI logs, pipes) it prints plain lines: one per step event a
 each output line prefixed with its step key. The summary lists every step with
 its status and duration and, for each step that did not succeed, the tail of its
 output.
+
+A step restored from the step cache says ``cached`` where it finishes and in the
+summary; the log it replays is marked ``(cached)`` in the plain view.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class HumanSink:
         #: The live view is drawn from another thread (rich's refresh): it reads
         #: these under the lock the events update them with.
         self._lock = threading.Lock()
+        self._cached: set[str] = set()  # steps restored from the step cache
         self._live = (
             Live(console=self.console, refresh_per_second=8, transient=True, get_renderable=self._view)
             if live
@@ -102,6 +106,9 @@ class HumanSink:
             mark, colour = _MARK.get(event.status, ("?", ""))
             detail = f" — {_safe(event.message)}" if event.message and event.status != "succeeded" else ""
             took = f" [dim]{_seconds(event.duration_ms)}[/]" if event.status != "skipped" else ""
+            if event.cache == "hit":
+                self._cached.add(event.step_key)
+                detail = " [cyan]cached[/]"
             self._print(f"  [{colour}]{mark} {_safe(event.step_key)}[/]{took}{detail}")
         elif isinstance(event, PluginEventEmitted):
             self._print(f"  [dim]event {_safe(event.plugin)}:{_safe(event.name)} {_safe(str(event.data))}[/]")
@@ -116,7 +123,8 @@ class HumanSink:
                 if running is not None:  # never bring back a step that finished
                     self._running[event.step_key] = (running[0], running[1], printable(event.line))
         else:
-            self._stream.write(f"  {printable(event.step_key)} | {printable(event.line)}\n")
+            mark = " (cached)" if event.replayed else ""
+            self._stream.write(f"  {printable(event.step_key)}{mark} | {printable(event.line)}\n")
 
     def _print(self, markup: str) -> None:
         self.console.print(markup)
@@ -167,7 +175,8 @@ class HumanSink:
         for key, status, ms, *_ in outcomes:
             mark, colour = _MARK.get(status, ("?", ""))
             took = _seconds(ms) if status != "skipped" else ""
-            self._print(f"  [{colour}]{mark}[/] {_safe(key.ljust(width))}  [{colour}]{status:<9}[/] {took}")
+            cached = " [cyan]cached[/]" if key in self._cached else ""
+            self._print(f"  [{colour}]{mark}[/] {_safe(key.ljust(width))}  [{colour}]{status:<9}[/] {took}{cached}")
         colour = "green" if final.status == "succeeded" else "red"
         said = f": {_safe(final.message)}" if final.message else ""
         self._print(f"[bold {colour}]build {final.status}[/] in {_seconds(final.duration_ms)}{said}")

@@ -30,6 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -41,6 +42,7 @@ from hm.pipeline.ir import CommandStep, Pipeline
 from hm.run.artifacts import collect as collect_artifacts
 from hm.run.events import EventBus, now_ts
 from hm.run.services import RunServices, StepState
+from hm.run.step_cache import CacheTicket, StepCache
 from hm.runtime import Plugin, kill_grace
 from hm_plugin_sdk.protocol import (
     Artifact,
@@ -70,6 +72,9 @@ class StepOutcome:
     tail: list[str] = field(default_factory=list)
     error: HmError | None = None
     artifacts: list[Artifact] = field(default_factory=list)
+    #: What the step cache did (``step_finished.cache``), and the image id the runner reported.
+    cache: str | None = None
+    image_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -98,8 +103,10 @@ class Scheduler:
         keep_going: bool,
         artifacts_dir: Callable[[str], Path | None] | None = None,
         warn: Callable[[str], None] | None = None,
+        cache: StepCache | None = None,
     ) -> None:
         self.plan = plan
+        self.cache = cache
         #: Where a step's artifacts are kept (the run record), or None without one.
         self._artifacts_dir = artifacts_dir or (lambda _key: None)
         self._warn = warn or (lambda _text: None)
@@ -284,19 +291,26 @@ class Scheduler:
         await self._settle()
         started = time.monotonic()
         halted = self._halted()
+        ticket: CacheTicket | None = None
         if halted is not None:  # a before hook aborted the build on this step
             outcome = StepOutcome(step.key, "skipped", message=halted)
         else:
-            outcome = await self._call(executor.plugin, inp, step, state)
+            ticket = await self._cache_before(step, inp, executor, base, state)
+            if ticket is not None and ticket.hit:
+                outcome = StepOutcome(step.key, "succeeded", exit_code=0, message=ticket.message)
+            else:
+                outcome = await self._call(executor.plugin, inp, step, state)
         self.services.finish_step(step.key)
         outcome.duration_ms = int((time.monotonic() - started) * 1000)
         if state.timed_out and outcome.status in ("cancelled", "failed"):
             outcome.status = "timed_out"
             outcome.exit_code = 124  # timeout(1)'s code; 130 would read as Ctrl-C
             outcome.message = f"timed out after {step.timeout_seconds:g} s"
-        outcome.tail = list(state.tail)
-        if outcome.ok and step.artifacts:
+        if outcome.ok and step.artifacts:  # before the cache: a missing artifact fails the step
             await self._keep_artifacts(step, workspace, outcome)
+        outcome.cache = await self._cache_after(ticket, outcome, workspace, executor, state)
+        outcome.duration_ms = int((time.monotonic() - started) * 1000)  # storing it is part of the step
+        outcome.tail = list(state.tail)
         self.outcomes[step.key] = outcome
         self._done[step.key].set()
         self.bus.emit(
@@ -309,6 +323,7 @@ class Scheduler:
                 duration_ms=outcome.duration_ms,
                 message=outcome.message,
                 artifacts=outcome.artifacts,
+                cache=outcome.cache,  # type: ignore[arg-type]
             )
         )
         return outcome
@@ -332,6 +347,48 @@ class Scheduler:
                 outcome.message = f"its artifact pattern {pattern!r} matched no file"
             else:
                 self._warn(f"step '{step.key}': artifact pattern {pattern!r} matched no file")
+
+    # -- the step cache (hm.run.step_cache): one call before a step, one after ------
+    async def _cache_before(
+        self, step: CommandStep, inp: ExecutorInput, executor: StepRunner, base: str | None, state: StepState
+    ) -> CacheTicket | None:
+        """Look the step up; a hit has restored its workspace and replayed its log.
+
+        It may call the runner (to resolve an image), so the watchdog watches it as it does a step.
+        """
+        if self.cache is None or step.cache is None:
+            return None
+        before = partial(
+            self.cache.before, step, inp, runner=executor.runner, plugin=executor.plugin, base=base, state=state
+        )
+        scope = anyio.CancelScope()
+        self._running[step.key] = (state, scope, executor.plugin.isolation == "process")
+        try:
+            with scope:
+                return await anyio.to_thread.run_sync(before, abandon_on_cancel=True, limiter=self._threads)
+        finally:
+            del self._running[step.key]
+        return None  # given up on: the step runs, and sees that it was asked to stop
+
+    async def _cache_after(
+        self, ticket: CacheTicket | None, outcome: StepOutcome, workspace: Path, executor: StepRunner, state: StepState
+    ) -> str | None:
+        """Store the step if it should be; returns ``step_finished.cache``."""
+        if self.cache is None or ticket is None:
+            return None
+        after = partial(
+            self.cache.after,
+            ticket,
+            status=outcome.status,
+            workspace=workspace,
+            state=state,
+            runner=executor.runner,
+            plugin=executor.plugin,
+            image_id=outcome.image_id,
+            duration_ms=outcome.duration_ms,
+            run_id=self.services.run_id,
+        )
+        return await anyio.to_thread.run_sync(after, limiter=self._threads)
 
     async def _call(self, plugin: Plugin, inp: ExecutorInput, step: CommandStep, state: StepState) -> StepOutcome:
         result: StepResult | None = None
@@ -364,7 +421,7 @@ class Scheduler:
         status = "failed" if result.status == "succeeded" and result.exit_code != 0 else result.status
         if status == "failed" and not message:
             message = f"exited with code {result.exit_code}"
-        return StepOutcome(step.key, status, exit_code=result.exit_code, message=message)
+        return StepOutcome(step.key, status, exit_code=result.exit_code, message=message, image_id=result.image_id)
 
     def _given_up(self, step: CommandStep, state: StepState, why: str) -> StepOutcome:
         """The outcome of a step whose runner did not stop when asked."""

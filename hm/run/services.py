@@ -22,6 +22,9 @@ from hm_plugin_sdk.protocol import PluginEvent, PluginEventEmitted, StepLog
 
 #: Lines of each step's output kept for the summary; older lines are dropped.
 TAIL_LINES = 40
+#: Most bytes of output a step's recording keeps (:attr:`StepState.record`); past
+#: it the recording is dropped, and the step is not stored in the cache.
+RECORD_MAX_BYTES = 64 << 20
 _STREAMS: dict[Stream, Literal["stdout", "stderr"]] = {Stream.STDOUT: "stdout", Stream.STDERR: "stderr"}
 
 
@@ -39,6 +42,11 @@ class StepState:
         self.splitters = {Stream.STDOUT: LineSplitter(), Stream.STDERR: LineSplitter()}
         self.lines = 0
         self.lock = threading.Lock()
+        #: Every line, as ``(0 stdout | 1 stderr, line)``, while the step cache
+        #: records the step (``None``: not recording); see :data:`RECORD_MAX_BYTES`.
+        self.record: list[tuple[int, str]] | None = None
+        self.record_bytes = 0
+        self.record_overflowed = False
 
     def should_stop(self) -> bool:
         """Whether the step was asked to stop; marks it timed out once its deadline passed."""
@@ -106,8 +114,31 @@ class RunServices(HostServices):
     def _lines(self, state: StepState, stream: Stream, lines: list[str], ts: str) -> None:
         state.tail.extend(lines)
         state.lines += len(lines)
+        if state.record is not None:
+            code = 0 if stream is Stream.STDOUT else 1
+            state.record.extend([(code, line) for line in lines])
+            state.record_bytes += sum(map(len, lines)) + 8 * len(lines)
+            if state.record_bytes > RECORD_MAX_BYTES:
+                state.record, state.record_overflowed = None, True
         run_id, key, name = self.run_id, state.key, _STREAMS[stream]
         self.bus.emit_logs([StepLog(run_id=run_id, ts=ts, step_key=key, stream=name, line=line) for line in lines])
+
+    def replay_log(self, key: str, lines: list[tuple[str, str]]) -> None:
+        """Emit a cached step's recorded log as ``step_log`` events marked ``replayed``."""
+        state = self.steps[key]
+        with state.lock:
+            for start in range(0, len(lines), 4096):
+                chunk = lines[start : start + 4096]
+                state.tail.extend(line for _, line in chunk)
+                state.lines += len(chunk)
+                ts = now_ts()
+                self.bus.emit_logs(
+                    [
+                        StepLog(run_id=self.run_id, ts=ts, step_key=key, stream=stream, line=line, replayed=True)  # type: ignore[arg-type]
+                        for stream, line in chunk
+                    ]
+                )
+                self.bus.flush()
 
     # -- events and KV ----------------------------------------------------------
     def emit_event(self, ctx: CallContext, event: PluginEvent) -> None:

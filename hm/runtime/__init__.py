@@ -18,6 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
+    "CONFIG_FILE",
     "ISOLATIONS",
     "KILL_GRACE_SECONDS",
     "WORKER_EXE",
@@ -47,6 +48,7 @@ __all__ = [
     "open_transport",
     "plugin_suffix",
     "probe",
+    "read_project_config",
     "remove_plugin",
     "set_last_words",
     "shutdown_workers",
@@ -81,6 +83,8 @@ _WHERE = {
     "install_plugin": "install",
     "remove_plugin": "install",
     "IsolationPolicy": "isolation",
+    "CONFIG_FILE": "isolation",
+    "read_project_config": "isolation",
     "Plugin": "plugin",
     "open_plugin": "plugin",
     "translate": "plugin",
@@ -117,7 +121,7 @@ if TYPE_CHECKING:
         install_plugin,
         remove_plugin,
     )
-    from hm.runtime.isolation import IsolationPolicy
+    from hm.runtime.isolation import CONFIG_FILE, IsolationPolicy, read_project_config
     from hm.runtime.kv_store import PluginKvStore
     from hm.runtime.loader import exit_expected, live_calls, set_last_words
     from hm.runtime.plugin import Plugin, open_plugin, translate

@@ -7,7 +7,9 @@
  *   2. return "cancelled" at once if the host already asks to stop;
  *   3. find the engine's socket and check that it has the image (engine.c,
  *      run.c) — before any work on the workspace, so a missing engine or
- *      image fails in milliseconds;
+ *      image fails in milliseconds — and learn the image's id. With
+ *      resolve_only (hm's step cache asks before it looks a step up) the
+ *      answer is that id, and nothing runs;
  *   4. prepare the workspace exactly as the shell runner does (its
  *      copy_tree.c / tar_extract.c are compiled into this library);
  *   5. run the container (run.c): create, start, stream, wait, remove;
@@ -48,18 +50,42 @@ static void init_curl(void)
 /* Results                                                                  */
 /* ======================================================================== */
 
+/* A StepResult, with the image id when there is one (support.c's
+ * sh_write_result without it). */
+static hm_status_t write_result(hm_buf_t *out, const ct_input_t *in, int64_t exit_code,
+                                const char *status, const char *message)
+{
+    hm_mp_writer_t w;
+    int with_id = in->image_id[0] != '\0';
+    hm_mp_writer_init(&w);
+    hm_mp_write_map(&w, 2u + (message != NULL) + (uint32_t)with_id);
+    hm_mp_write_cstr(&w, "exit_code");
+    hm_mp_write_int(&w, exit_code);
+    hm_mp_write_cstr(&w, "status");
+    hm_mp_write_cstr(&w, status);
+    if (message) {
+        hm_mp_write_cstr(&w, "message");
+        hm_mp_write_cstr(&w, message);
+    }
+    if (with_id) {
+        hm_mp_write_cstr(&w, "image_id");
+        hm_mp_write_cstr(&w, in->image_id);
+    }
+    return sh_finish(&w, out, HM_OK);
+}
+
 static hm_status_t report(hm_buf_t *out, const ct_input_t *in, const ct_result_t *res)
 {
     char msg[512];
     int64_t code = res->exit_status;
     if (res->outcome == CT_TIMED_OUT) {
         snprintf(msg, sizeof msg, "timed out after %g s; the container was killed", in->timeout);
-        return sh_write_result(out, 124, "timed_out", msg);
+        return write_result(out, in, 124, "timed_out", msg);
     }
     if (res->outcome == CT_CANCELLED)
-        return sh_write_result(out, 130, "cancelled", "cancelled; the container was killed");
+        return write_result(out, in, 130, "cancelled", "cancelled; the container was killed");
     if (code == 0)
-        return sh_write_result(out, 0, "succeeded", NULL);
+        return write_result(out, in, 0, "succeeded", NULL);
     if (res->oom_killed) {
         if (in->args.memory_text[0])
             snprintf(msg, sizeof msg,
@@ -84,7 +110,7 @@ static hm_status_t report(hm_buf_t *out, const ct_input_t *in, const ct_result_t
     } else {
         snprintf(msg, sizeof msg, "exited with code %lld", (long long)code);
     }
-    return sh_write_result(out, code > 0 && code < 256 ? code : 1, "failed", msg);
+    return write_result(out, in, code > 0 && code < 256 ? code : 1, "failed", msg);
 }
 
 /* ======================================================================== */
@@ -130,9 +156,14 @@ static hm_status_t execute_step(void *instance, hm_call_t call, const uint8_t *i
     }
     /* 3. engine and image */
     eng.ctx = &ctx;
-    if (ct_engine_find(&eng, &err) != 0 || ct_check_image(&eng, in.image, &err) != 0) {
+    if (ct_engine_find(&eng, &err) != 0 || ct_check_image(&eng, &in, &err) != 0) {
         ct_input_free(&in);
         return sh_write_error(out, &err);
+    }
+    if (in.resolve_only) {
+        status = write_result(out, &in, 0, "succeeded", NULL);
+        ct_input_free(&in);
+        return status;
     }
     /* 4. workspace */
     if (in.base_workspace != NULL)
@@ -208,13 +239,16 @@ static hm_status_t manifest(void *instance, hm_call_t call, hm_buf_t *out)
     hm_mp_write_cstr(&w, CT_DESCRIPTION);
     hm_mp_write_cstr(&w, "capabilities");
     hm_mp_write_array(&w, 1);
-    hm_mp_write_map(&w, 4);
+    hm_mp_write_map(&w, 5);
     hm_mp_write_cstr(&w, "kind");
     hm_mp_write_cstr(&w, "step_executor");
     hm_mp_write_cstr(&w, "runners");
     hm_mp_write_array(&w, 1);
     hm_mp_write_cstr(&w, CT_NAME);
     hm_mp_write_cstr(&w, "images");
+    hm_mp_write_bool(&w, 1);
+    /* answers resolve_only, and reports StepResult.image_id (hm's step cache) */
+    hm_mp_write_cstr(&w, "resolves_images");
     hm_mp_write_bool(&w, 1);
     hm_mp_write_cstr(&w, "runner_args");
     hm_mp_write_array(&w, 4);

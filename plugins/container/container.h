@@ -48,6 +48,9 @@ typedef struct ct_args {
     double cpus;       /* CPUs, e.g. 1.5; 0: no limit */
 } ct_args_t;
 
+/* Room for an image id: "sha256:" and 64 hex digits, with margin. */
+#define CT_IMAGE_ID_MAX 160
+
 typedef struct ct_input {
     char *run_id;
     char *key;
@@ -60,6 +63,10 @@ typedef struct ct_input {
     char **env;           /* "NAME=value", owned */
     size_t env_len;
     ct_args_t args;
+    int resolve_only;     /* ExecutorInput.resolve_only: resolve the image, run nothing */
+    /* The image's id, filled by ct_check_image; the container is created from
+     * it, so what ran is exactly what StepResult.image_id names. */
+    char image_id[CT_IMAGE_ID_MAX];
 } ct_input_t;
 
 /* Decodes an ExecutorInput. Returns 0, or SH_FAILED with *err set
@@ -101,8 +108,11 @@ int ct_engine_find(ct_engine_t *eng, sh_error_t *err);
  * or SH_FAILED with *err naming the step's image or container, the socket
  * and the engine's own message. */
 
-/* GET /images/{image}/json. CT_NOT_FOUND when the engine does not have it. */
-int ct_image_inspect(const ct_engine_t *eng, const char *image, sh_error_t *err);
+/* GET /images/{image}/json. CT_NOT_FOUND when the engine does not have it.
+ * Fills id (cap bytes) with the image's id as the engine names it
+ * ("sha256:<hex>"). */
+int ct_image_inspect(const ct_engine_t *eng, const char *image, char *id, size_t cap,
+                     sh_error_t *err);
 
 /* POST /containers/create?name={name} with `body` (borrowed). Fills id with
  * the container's id (hex, NUL-terminated). On failure *uncertain says
@@ -177,9 +187,10 @@ typedef struct ct_result {
     int oom_killed;      /* the engine says the OOM killer killed it */
 } ct_result_t;
 
-/* Checks that `image` is a valid reference and that the engine has it.
- * Returns 0 or SH_FAILED (invalid_image, image_not_found, engine_*). */
-int ct_check_image(const ct_engine_t *eng, const char *image, sh_error_t *err);
+/* Checks that in->image is a valid reference and that the engine has it, and
+ * fills in->image_id. Returns 0 or SH_FAILED (invalid_image, image_not_found,
+ * engine_*). */
+int ct_check_image(const ct_engine_t *eng, ct_input_t *in, sh_error_t *err);
 
 /* Runs the step's command in a container of in->image with in->workspace
  * bind-mounted at /workspace, streaming its output, and removes the

@@ -358,22 +358,52 @@ static int valid_id(const char *id)
 /* The API calls                                                            */
 /* ======================================================================== */
 
-int ct_image_inspect(const ct_engine_t *eng, const char *image, sh_error_t *err)
+/* An image id as engines write it: "sha256:" and hex, or bare hex (older
+ * Podman). Anything else would not be safe to send back as an image name. */
+static int valid_image_id(const char *id, size_t cap)
 {
+    const char *hex = strncmp(id, "sha256:", 7) == 0 ? id + 7 : id;
+    return strlen(id) < cap && strlen(hex) >= 12 && valid_id(hex);
+}
+
+int ct_image_inspect(const ct_engine_t *eng, const char *image, char *id, size_t cap,
+                     sh_error_t *err)
+{
+    const char *what = "look up the step's image";
     char path[1200];
     reply_t rep = {0};
+    json_t *doc = NULL;
+    const char *got;
     int rc;
+    id[0] = '\0';
     /* Docker's router takes the name as the rest of the path ("{name:.*}/json"),
      * slashes included; run.c has checked its characters. */
     snprintf(path, sizeof path, "/images/%s/json", image);
-    rc = perform(eng, "GET", path, NULL, REQUEST_TIMEOUT_S, &rep, NULL, NULL,
-                 "look up the step's image", err);
-    if (rc == CT_OK) {
-        if (rep.status == 404)
-            rc = CT_NOT_FOUND;
-        else if (rep.status != 200)
-            rc = http_error(eng, &rep, "look up the step's image", err);
+    rc = perform(eng, "GET", path, NULL, REQUEST_TIMEOUT_S, &rep, NULL, NULL, what, err);
+    if (rc != CT_OK)
+        goto out;
+    if (rep.status == 404) {
+        rc = CT_NOT_FOUND;
+        goto out;
     }
+    if (rep.status != 200) {
+        rc = http_error(eng, &rep, what, err);
+        goto out;
+    }
+    if ((doc = reply_json(eng, &rep, what, err)) == NULL) {
+        rc = SH_FAILED;
+        goto out;
+    }
+    got = json_string_value(json_object_get(doc, "Id"));
+    if (got == NULL || !valid_image_id(got, cap)) {
+        rc = sh_err_set(err, "engine_error", NULL,
+                        "the container engine (unix://%s) sent no valid id for image '%s'",
+                        eng->socket, image);
+        goto out;
+    }
+    snprintf(id, cap, "%s", got);
+out:
+    json_decref(doc);
     reply_free(&rep);
     return rc;
 }

@@ -381,7 +381,11 @@ int ct_decode_input(const uint8_t *data, size_t len, ct_input_t *in, sh_error_t 
             rc = read_string(&r, "workspace", 0, &in->workspace, err);
         else if (hm_mp_str_eq(k, kl, "base_workspace"))
             rc = read_string(&r, "base_workspace", 1, &in->base_workspace, err);
-        else
+        else if (hm_mp_str_eq(k, kl, "resolve_only")) {
+            rc = hm_mp_read_bool(&r, &in->resolve_only) != 0
+                     ? bad(err, &r, "resolve_only", "must be a bool")
+                     : 0;
+        } else
             rc = skip(&r, "(unknown field)", err); /* project_root and future fields */
         if (rc != 0)
             return SH_FAILED;

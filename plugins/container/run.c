@@ -2,7 +2,8 @@
  * run.c — one step's container, from the image check to its removal.
  *
  *   ct_check_image: the image must be in the engine's store (hm never pulls:
- *                   a build should not depend on what a registry serves today);
+ *                   a build should not depend on what a registry serves today),
+ *                   and its id is what the container is created from;
  *   ct_run:         create (env, /workspace bind mount, runner_args) -> attach
  *                   -> start -> stream -> wait -> inspect (OOM) -> remove.
  *
@@ -49,14 +50,15 @@ static int valid_image(const char *s)
     return 1;
 }
 
-int ct_check_image(const ct_engine_t *eng, const char *image, sh_error_t *err)
+int ct_check_image(const ct_engine_t *eng, ct_input_t *in, sh_error_t *err)
 {
+    const char *image = in->image;
     int rc;
     if (!valid_image(image))
         return sh_err_set(err, "invalid_image",
                           "an image reference looks like name[:tag] or registry/name@sha256:digest",
                           "'%.300s' is not a valid image reference", image);
-    rc = ct_image_inspect(eng, image, err);
+    rc = ct_image_inspect(eng, image, in->image_id, sizeof in->image_id, err);
     if (rc == CT_NOT_FOUND) {
         char hint[512];
         snprintf(hint, sizeof hint,
@@ -128,8 +130,12 @@ static json_t *container_spec(const ct_input_t *in)
 
         bad |= json_object_set_new(labels, "dev.hm.run_id", json_string(in->run_id)) != 0;
         bad |= json_object_set_new(labels, "dev.hm.step", json_string(in->key)) != 0;
+        bad |= json_object_set_new(labels, "dev.hm.image", json_string(in->image)) != 0;
 
-        bad |= json_object_set_new(spec, "Image", json_string(in->image)) != 0;
+        /* The id ct_check_image found, not the name: a tag moved meanwhile
+         * cannot change what runs, and StepResult.image_id tells the truth. */
+        bad |= json_object_set_new(spec, "Image",
+                                   json_string(in->image_id[0] ? in->image_id : in->image)) != 0;
         /* The step's cmd is a shell command, whatever the image's entrypoint. */
         bad |= json_object_set_new(spec, "Entrypoint", json_pack("[ss]", "/bin/sh", "-c")) != 0;
         bad |= json_object_set_new(spec, "Cmd", json_pack("[s]", in->cmd)) != 0;

@@ -106,6 +106,22 @@ string_enum! {
 }
 
 string_enum! {
+    /// What the step cache did for a step, as `step_finished` reports it.
+    #[non_exhaustive]
+    pub enum CacheOutcome {
+        /// `"hit"`: restored from the cache; the step did not run.
+        Hit = "hit",
+        /// `"miss"`: looked up, not found (or not usable), and not stored.
+        Miss = "miss",
+        /// `"stored"`: run, then stored in the cache.
+        Stored = "stored",
+    }
+    other:
+        /// An outcome this version of the crate does not know (sent by a newer hm).
+        Other
+}
+
+string_enum! {
     /// How a build ended, as `build_finished` reports it.
     #[non_exhaustive]
     pub enum BuildStatus {
@@ -281,6 +297,7 @@ impl FromValue for BuildEvent {
                     step_key: f.required("step_key")?,
                     stream: f.required("stream")?,
                     line: f.required("line")?,
+                    replayed: f.or("replayed", false)?,
                 })
             }
             "step_finished" => {
@@ -293,6 +310,7 @@ impl FromValue for BuildEvent {
                     exit_code: f.optional("exit_code")?,
                     duration_ms: f.or("duration_ms", 0)?,
                     message: f.optional("message")?,
+                    cache: f.optional("cache")?,
                 })
             }
             "chain_failed" => {
@@ -361,14 +379,18 @@ impl Encode for BuildEvent {
                 m.field("step_key", &e.step_key).field("runner", &e.runner).field("plugin", &e.plugin);
             }
             BuildEvent::StepLog(e) => {
-                m.field("step_key", &e.step_key).field("stream", &e.stream).field("line", &e.line);
+                m.field("step_key", &e.step_key)
+                    .field("stream", &e.stream)
+                    .field("line", &e.line)
+                    .field("replayed", &e.replayed);
             }
             BuildEvent::StepFinished(e) => {
                 m.field("step_key", &e.step_key)
                     .field("status", &e.status)
                     .field("exit_code", &e.exit_code)
                     .field("duration_ms", &e.duration_ms)
-                    .field("message", &e.message);
+                    .field("message", &e.message)
+                    .field("cache", &e.cache);
             }
             BuildEvent::ChainFailed(e) => {
                 m.field("chain", &e.chain)
@@ -485,6 +507,9 @@ pub struct StepLog {
     pub stream: Stream,
     /// The line, without its newline.
     pub line: String,
+    /// The line is the recorded log of a step restored from the step cache,
+    /// replayed, not printed now. Default `false` (and from hosts before it was added).
+    pub replayed: bool,
 }
 
 impl StepLog {
@@ -496,7 +521,14 @@ impl StepLog {
         stream: Stream,
         line: impl Into<String>,
     ) -> Self {
-        StepLog { run_id: run_id.into(), ts: ts.into(), step_key: step_key.into(), stream, line: line.into() }
+        StepLog {
+            run_id: run_id.into(),
+            ts: ts.into(),
+            step_key: step_key.into(),
+            stream,
+            line: line.into(),
+            replayed: false,
+        }
     }
 }
 
@@ -518,6 +550,9 @@ pub struct StepFinished {
     pub duration_ms: u64,
     /// A line about the result.
     pub message: Option<String>,
+    /// What the step cache did; `None` for a step without a cache policy (and from
+    /// hosts before it was added).
+    pub cache: Option<CacheOutcome>,
 }
 
 impl StepFinished {
@@ -536,6 +571,7 @@ impl StepFinished {
             exit_code: None,
             duration_ms: 0,
             message: None,
+            cache: None,
         }
     }
 }

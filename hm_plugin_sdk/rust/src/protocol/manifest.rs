@@ -115,6 +115,13 @@ pub enum Capability {
         /// The `runner_args` keys the runner takes; hm refuses others, and wrong types, before a
         /// run starts. `None` (the default) leaves checking to the runner.
         runner_args: Option<Vec<RunnerArgSpec>>,
+        /// The runner reports the id of a step's image ([`StepResult::image_id`]) and answers an
+        /// [`ExecutorInput`] with `resolve_only` without running anything; hm's step cache keys
+        /// steps with an image on that id. Default `false`.
+        ///
+        /// [`StepResult::image_id`]: crate::StepResult::image_id
+        /// [`ExecutorInput`]: crate::ExecutorInput
+        resolves_images: bool,
     },
     /// `kind: "lifecycle_hook"`: receives build events.
     LifecycleHook {
@@ -147,6 +154,7 @@ impl Capability {
             default: false,
             images: false,
             runner_args: None,
+            resolves_images: false,
         }
     }
 
@@ -157,6 +165,7 @@ impl Capability {
             default: true,
             images: false,
             runner_args: None,
+            resolves_images: false,
         }
     }
 
@@ -165,6 +174,15 @@ impl Capability {
     pub fn with_images(mut self) -> Self {
         if let Capability::StepExecutor { images, .. } = &mut self {
             *images = true;
+        }
+        self
+    }
+
+    /// Declares that a [`Capability::StepExecutor`] resolves its steps' images to ids
+    /// (`resolves_images`; other kinds are returned unchanged).
+    pub fn with_resolved_images(mut self) -> Self {
+        if let Capability::StepExecutor { resolves_images, .. } = &mut self {
+            *resolves_images = true;
         }
         self
     }
@@ -229,6 +247,7 @@ impl FromValue for Capability {
                 default: f.or("default", false)?,
                 images: f.or("images", false)?,
                 runner_args: f.optional("runner_args")?,
+                resolves_images: f.or("resolves_images", false)?,
             }),
             "lifecycle_hook" => Ok(Capability::LifecycleHook {
                 phase: f.required("phase")?,
@@ -253,11 +272,12 @@ impl Encode for Capability {
         let mut m = MapBuilder::new();
         m.field("kind", self.kind());
         match self {
-            Capability::StepExecutor { runners, default, images, runner_args } => {
+            Capability::StepExecutor { runners, default, images, runner_args, resolves_images } => {
                 m.field("runners", runners)
                     .field_unless(!default, "default", default)
                     .field_unless(!images, "images", images)
-                    .field_some("runner_args", runner_args);
+                    .field_some("runner_args", runner_args)
+                    .field_unless(!resolves_images, "resolves_images", resolves_images);
             }
             Capability::LifecycleHook { phase, events, timeout_ms } => {
                 m.field("phase", phase)

@@ -39,7 +39,7 @@ mod subcommand;
 
 pub use error::{PluginError, PluginEvent};
 pub use hook::{
-    BuildEvent, BuildFinished, BuildStarted, BuildStatus, ChainFailed, HookEvent, HookOutcome,
+    BuildEvent, BuildFinished, BuildStarted, BuildStatus, CacheOutcome, ChainFailed, HookEvent, HookOutcome,
     PluginEventEmitted, StepFinished, StepFinishedStatus, StepLog, StepQueued, StepStarted,
 };
 pub use manifest::{ArgKind, ArgSpec, ArgType, Capability, Phase, PluginManifest, RunnerArgSpec, RunnerArgType};

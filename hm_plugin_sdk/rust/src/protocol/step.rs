@@ -87,6 +87,10 @@ pub struct ExecutorInput {
     pub base_workspace: Option<String>,
     /// The project's root directory. Default `""`.
     pub project_root: String,
+    /// Run nothing: only resolve the step's image and answer with a [`StepResult`]
+    /// whose `image_id` is set (or fail as the step would). Sent only to runners whose
+    /// capability says `resolves_images`. Default `false`.
+    pub resolve_only: bool,
 }
 
 impl ExecutorInput {
@@ -99,6 +103,7 @@ impl ExecutorInput {
             workspace: workspace.into(),
             base_workspace: None,
             project_root: String::new(),
+            resolve_only: false,
         }
     }
 }
@@ -113,6 +118,7 @@ impl FromValue for ExecutorInput {
             workspace: f.required("workspace")?,
             base_workspace: f.optional("base_workspace")?,
             project_root: f.or_default("project_root")?,
+            resolve_only: f.or("resolve_only", false)?,
         })
     }
 }
@@ -126,6 +132,7 @@ impl Encode for ExecutorInput {
             .field("workspace", &self.workspace)
             .field_some("base_workspace", &self.base_workspace)
             .field_unless(self.project_root.is_empty(), "project_root", &self.project_root)
+            .field_unless(!self.resolve_only, "resolve_only", &self.resolve_only)
             .finish(w);
     }
 }
@@ -162,6 +169,9 @@ pub struct StepResult {
     pub status: StepStatus,
     /// A line shown with the result. Default none.
     pub message: Option<String>,
+    /// The id of the image the step ran in (or, for `resolve_only`, would run in),
+    /// e.g. `"sha256:…"`. Default none: a step without an image.
+    pub image_id: Option<String>,
 }
 
 impl StepResult {
@@ -173,17 +183,17 @@ impl StepResult {
     /// `exit_code`, with status succeeded when it is 0 and failed otherwise.
     pub fn exit(exit_code: i64) -> Self {
         let status = if exit_code == 0 { StepStatus::Succeeded } else { StepStatus::Failed };
-        StepResult { exit_code, status, message: None }
+        StepResult { exit_code, status, message: None, image_id: None }
     }
 
     /// Exit code 130 (the shell's code for an interrupt), status cancelled.
     pub fn cancelled() -> Self {
-        StepResult { exit_code: 130, status: StepStatus::Cancelled, message: None }
+        StepResult { exit_code: 130, status: StepStatus::Cancelled, message: None, image_id: None }
     }
 
     /// Exit code 124 (the code of `timeout(1)`), status timed out.
     pub fn timed_out() -> Self {
-        StepResult { exit_code: 124, status: StepStatus::TimedOut, message: None }
+        StepResult { exit_code: 124, status: StepStatus::TimedOut, message: None, image_id: None }
     }
 
     /// Sets the status.
@@ -197,6 +207,12 @@ impl StepResult {
         self.message = Some(message.into());
         self
     }
+
+    /// Sets the id of the image the step ran in.
+    pub fn with_image_id(mut self, image_id: impl Into<String>) -> Self {
+        self.image_id = Some(image_id.into());
+        self
+    }
 }
 
 impl FromValue for StepResult {
@@ -206,6 +222,7 @@ impl FromValue for StepResult {
             exit_code: f.required("exit_code")?,
             status: f.or("status", StepStatus::Succeeded)?,
             message: f.optional("message")?,
+            image_id: f.optional("image_id")?,
         })
     }
 }
@@ -216,6 +233,7 @@ impl Encode for StepResult {
             .field("exit_code", &self.exit_code)
             .field_unless(self.status == StepStatus::Succeeded, "status", &self.status)
             .field_some("message", &self.message)
+            .field_some("image_id", &self.image_id)
             .finish(w);
     }
 }

@@ -20,11 +20,18 @@ const EXECUTOR_INPUT_FUTURE: &str = "85a672756e5f6964a27231a6667574757265920181a
 const STEP_RESULT: &str = "83a9657869745f636f646501a6737461747573a66661696c6564a76d657373616765a4626f6f6d";
 const STEP_RESULT_OK: &str = "81a9657869745f636f646500";
 const STEP_RESULT_NEG: &str = "82a9657869745f636f6465d1fed4a6737461747573a974696d65645f6f7574";
+const STEP_RESULT_IMAGE: &str = "82a9657869745f636f646500a8696d6167655f6964ab7368613235363a61623132";
+const EXECUTOR_INPUT_RESOLVE: &str = "84a672756e5f6964a27231a47374657083a36b6579a161a3636d64a26869a5696d616765a6616c70696e65a9776f726b7370616365a22f77ac7265736f6c76655f6f6e6c79c3";
 const HOOK_EVENT_BUILD_STARTED: &str = "82a57068617365a66265666f7265a56576656e7486a46b696e64ad6275696c645f73746172746564a672756e5f6964a172a27473a174a8706970656c696e65a170a5737465707303ac70726f6a6563745f726f6f74a22f70";
 const HOOK_EVENT_STEP_QUEUED: &str = "82a57068617365a56166746572a56576656e7484a46b696e64ab737465705f717565756564a672756e5f6964a172a27473a174a8737465705f6b6579a161";
 const HOOK_EVENT_STEP_STARTED: &str = "82a57068617365a66265666f7265a56576656e7486a46b696e64ac737465705f73746172746564a672756e5f6964a172a27473a174a8737465705f6b6579a161a672756e6e6572a472757374a6706c7567696ea27278";
-const HOOK_EVENT_STEP_LOG: &str = "82a57068617365a56166746572a56576656e7486a46b696e64a8737465705f6c6f67a672756e5f6964a172a27473a174a8737465705f6b6579a161a673747265616da6737464657272a46c696e65a46f6f7073";
-const HOOK_EVENT_STEP_FINISHED: &str = "82a57068617365a66265666f7265a56576656e7488a46b696e64ad737465705f66696e6973686564a672756e5f6964a172a27473a174a8737465705f6b6579a161a6737461747573a7736b6970706564a9657869745f636f6465c0ab6475726174696f6e5f6d73ce00011170a76d657373616765a16d";
+const HOOK_EVENT_STEP_LOG: &str = "82a57068617365a56166746572a56576656e7487a46b696e64a8737465705f6c6f67a672756e5f6964a172a27473a174a8737465705f6b6579a161a673747265616da6737464657272a46c696e65a46f6f7073a87265706c61796564c2";
+const HOOK_EVENT_STEP_LOG_REPLAYED: &str = "82a57068617365a56166746572a56576656e7487a46b696e64a8737465705f6c6f67a672756e5f6964a172a27473a174a8737465705f6b6579a161a673747265616da67374646f7574a46c696e65a36f6c64a87265706c61796564c3";
+// step_log and step_finished as hosts sent them before `replayed` and `cache` were added.
+const HOOK_EVENT_STEP_LOG_OLD: &str = "82a57068617365a56166746572a56576656e7486a46b696e64a8737465705f6c6f67a672756e5f6964a172a27473a174a8737465705f6b6579a161a673747265616da6737464657272a46c696e65a46f6f7073";
+const HOOK_EVENT_STEP_FINISHED: &str = "82a57068617365a66265666f7265a56576656e7489a46b696e64ad737465705f66696e6973686564a672756e5f6964a172a27473a174a8737465705f6b6579a161a6737461747573a7736b6970706564a9657869745f636f6465c0ab6475726174696f6e5f6d73ce00011170a76d657373616765a16da56361636865c0";
+const HOOK_EVENT_STEP_FINISHED_HIT: &str = "82a57068617365a56166746572a56576656e7489a46b696e64ad737465705f66696e6973686564a672756e5f6964a172a27473a174a8737465705f6b6579a161a6737461747573a9737563636565646564a9657869745f636f646500ab6475726174696f6e5f6d7305a76d657373616765c0a56361636865a3686974";
+const HOOK_EVENT_STEP_FINISHED_OLD: &str = "82a57068617365a66265666f7265a56576656e7488a46b696e64ad737465705f66696e6973686564a672756e5f6964a172a27473a174a8737465705f6b6579a161a6737461747573a7736b6970706564a9657869745f636f6465c0ab6475726174696f6e5f6d73ce00011170a76d657373616765a16d";
 const HOOK_EVENT_CHAIN_FAILED: &str = "82a57068617365a56166746572a56576656e7487a46b696e64ac636861696e5f6661696c6564a672756e5f6964a172a27473a174a5636861696ea163a8737465705f6b6579a161a6726561736f6ea3776879a9657869745f636f6465c0";
 const HOOK_EVENT_CHAIN_FAILED_EXIT: &str = "82a57068617365a56166746572a56576656e7487a46b696e64ac636861696e5f6661696c6564a672756e5f6964a172a27473a174a5636861696ea163a8737465705f6b6579a161a6726561736f6ea3776879a9657869745f636f646503";
 // As a host from before `chain_failed.exit_code` sent it: no such key.
@@ -139,6 +146,15 @@ fn step_results() {
     assert_eq!(exact::<StepResult>(STEP_RESULT), StepResult::exit(1).with_message("boom"));
     assert_eq!(exact::<StepResult>(STEP_RESULT_OK), StepResult::success());
     assert_eq!(exact::<StepResult>(STEP_RESULT_NEG), StepResult::exit(-300).with_status(StepStatus::TimedOut));
+    assert_eq!(exact::<StepResult>(STEP_RESULT_IMAGE), StepResult::success().with_image_id("sha256:ab12"));
+}
+
+#[test]
+fn a_resolve_only_input() {
+    let i: ExecutorInput = exact(EXECUTOR_INPUT_RESOLVE);
+    assert!(i.resolve_only);
+    assert_eq!(i.step.image.as_deref(), Some("alpine"));
+    assert!(!exact::<ExecutorInput>(EXECUTOR_INPUT_MIN).resolve_only);
 }
 
 #[test]
@@ -161,11 +177,29 @@ fn every_build_event_kind() {
     assert_eq!(e, BuildEvent::StepLog(StepLog::new("r", "t", "a", Stream::Stderr, "oops")));
     assert_eq!(e.step_key(), Some("a"));
 
+    let (_, e) = event(HOOK_EVENT_STEP_LOG_REPLAYED);
+    let mut want = StepLog::new("r", "t", "a", Stream::Stdout, "old");
+    want.replayed = true;
+    assert_eq!(e, BuildEvent::StepLog(want));
+
     let (_, e) = event(HOOK_EVENT_STEP_FINISHED);
     let mut want = StepFinished::new("r", "t", "a", StepFinishedStatus::Skipped);
     want.duration_ms = 70000;
     want.message = Some("m".into());
-    assert_eq!(e, BuildEvent::StepFinished(want));
+    assert_eq!(e, BuildEvent::StepFinished(want.clone()));
+
+    let (_, e) = event(HOOK_EVENT_STEP_FINISHED_HIT);
+    let mut hit = StepFinished::new("r", "t", "a", StepFinishedStatus::Succeeded);
+    hit.exit_code = Some(0);
+    hit.duration_ms = 5;
+    hit.cache = Some(CacheOutcome::Hit);
+    assert_eq!(e, BuildEvent::StepFinished(hit));
+
+    // An older host leaves `replayed` and `cache` out: they decode to their defaults.
+    let old = HookEvent::from_msgpack(&hex(HOOK_EVENT_STEP_LOG_OLD)).unwrap();
+    assert_eq!(old.event, BuildEvent::StepLog(StepLog::new("r", "t", "a", Stream::Stderr, "oops")));
+    let old = HookEvent::from_msgpack(&hex(HOOK_EVENT_STEP_FINISHED_OLD)).unwrap();
+    assert_eq!(old.event, BuildEvent::StepFinished(want));
 
     let (_, e) = event(HOOK_EVENT_CHAIN_FAILED);
     assert_eq!(e, BuildEvent::ChainFailed(ChainFailed::new("r", "t", "c", "a", "why")));
@@ -298,8 +332,12 @@ fn corrupted_vectors_never_panic() {
         EXECUTOR_INPUT_MIN,
         EXECUTOR_INPUT_FUTURE,
         STEP_RESULT,
+        STEP_RESULT_IMAGE,
+        EXECUTOR_INPUT_RESOLVE,
         HOOK_EVENT_BUILD_STARTED,
         HOOK_EVENT_STEP_FINISHED,
+        HOOK_EVENT_STEP_FINISHED_HIT,
+        HOOK_EVENT_STEP_LOG_REPLAYED,
         HOOK_EVENT_PLUGIN_EVENT,
         HOOK_EVENT_UNKNOWN_KIND,
         HOOK_ABORT,
@@ -344,9 +382,23 @@ fn a_runner_that_runs_images_and_declares_runner_args_matches_msgspec() {
     );
     assert_eq!(built.to_msgpack(), hex(MANIFEST_IMAGES));
     assert_eq!(exact::<PluginManifest>(MANIFEST_IMAGES), built);
-    // without them, the defaults: no images, runner_args left to the runner
+    // without them, the defaults: no images, runner_args left to the runner, no image ids
     match &exact::<PluginManifest>(MANIFEST_MIN).capabilities[0] {
-        Capability::StepExecutor { images, runner_args, .. } => assert!(!*images && runner_args.is_none()),
+        Capability::StepExecutor { images, runner_args, resolves_images, .. } => {
+            assert!(!*images && runner_args.is_none() && !*resolves_images)
+        }
         other => panic!("not a step executor: {other:?}"),
     }
+}
+
+/// msgspec's encoding of a step executor that resolves its images to ids
+/// (`StepExecutorCapability.resolves_images`, for hm's step cache).
+const MANIFEST_RESOLVES: &str = "83a46e616d65a2766da776657273696f6ea5312e302e30ac6361706162696c69746965739184a46b696e64ad737465705f6578656375746f72a772756e6e65727391a2766da6696d61676573c3af7265736f6c7665735f696d61676573c3";
+
+#[test]
+fn a_runner_that_resolves_images_matches_msgspec() {
+    let built = PluginManifest::new("vm", "1.0.0")
+        .with_capability(Capability::step_executor(["vm"]).with_images().with_resolved_images());
+    assert_eq!(built.to_msgpack(), hex(MANIFEST_RESOLVES));
+    assert_eq!(exact::<PluginManifest>(MANIFEST_RESOLVES), built);
 }
