@@ -42,6 +42,7 @@ from hm.run.run_dir import RunDirectory, remove_tree
 from hm.run.scheduler import Scheduler, StepOutcome, StepRunner
 from hm.run.services import RunServices
 from hm.run.step_cache import StepCache
+from hm.run.workspaces import Workspaces
 from hm.runtime import Registry, set_last_words
 from hm_plugin_sdk.protocol import BuildEvent, BuildFinished, BuildStarted, LifecycleHookCapability
 
@@ -147,13 +148,14 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         else None
     )
     cache = StepCache(cache_config, services, pipeline=pipeline.slug, warn=sink.warning) if cache_config else None
+    workspaces = Workspaces(run_dir.path, [step.key for stage in plan.stages for c in stage.chains for step in c.steps])
     scheduler = Scheduler(
         plan=plan,
         pipeline=pipeline,
         executors=executors,
         services=services,
         bus=bus,
-        run_dir=run_dir.path,
+        workspaces=workspaces,
         parallelism=max(1, options.parallelism),
         keep_going=options.keep_going,
         artifacts_dir=recorder.artifacts_dir if recorder is not None else None,
@@ -179,6 +181,7 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         """The second signal: kill everything of the run, remove its directory, go."""
         child_process.kill_descendants()
         try:
+            workspaces.close()
             if options.keep_workspaces:
                 run_dir.keep()
             else:
@@ -229,6 +232,8 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
                 anyio.run(scheduler.run)
             except BaseExceptionGroup as group:
                 raise _first_leaf(group) from None
+            finally:
+                workspaces.close()
         else:
             scheduler.skip_all(f"aborted by hook {dispatcher.aborted.hook}: {dispatcher.aborted.reason}")
         outcomes = _in_plan_order(plan, scheduler.outcomes)
@@ -243,7 +248,7 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         )
         bus.emit(finished)
         record_dir = recorder.dir if recorder is not None and recorder.artifacts_dir("") is not None else None
-        kept = run_dir.path / "ws" if options.keep_workspaces else None
+        kept = workspaces.root if options.keep_workspaces else None
         return RunResult(run_id, code, finished, outcomes, record_dir, kept)
     finally:
         bus.close()
@@ -255,6 +260,7 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
             RunStore(options.project_root).prune(keep_runs())
         if options.json_events:
             set_last_words(None)
+        workspaces.close()
         if options.keep_workspaces:
             run_dir.keep()
         else:

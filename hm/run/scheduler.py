@@ -43,6 +43,7 @@ from hm.run.artifacts import collect as collect_artifacts
 from hm.run.events import EventBus, now_ts
 from hm.run.services import RunServices, StepState
 from hm.run.step_cache import CacheTicket, StepCache
+from hm.run.workspaces import Workspaces
 from hm.runtime import Plugin, kill_grace
 from hm_plugin_sdk.protocol import (
     Artifact,
@@ -98,7 +99,7 @@ class Scheduler:
         executors: dict[str, StepRunner],
         services: RunServices,
         bus: EventBus,
-        run_dir: Path,
+        workspaces: Workspaces,
         parallelism: int,
         keep_going: bool,
         artifacts_dir: Callable[[str], Path | None] | None = None,
@@ -114,7 +115,7 @@ class Scheduler:
         self.executors = executors
         self.services = services
         self.bus = bus
-        self.run_dir = run_dir
+        self.workspaces = workspaces
         self.keep_going = keep_going
         self.outcomes: dict[str, StepOutcome] = {}
         self._slots = anyio.CapacityLimiter(parallelism)
@@ -260,8 +261,7 @@ class Scheduler:
             self._skip(step, halted)
             return self.outcomes[step.key]
         executor = self.executors[step.key]
-        workspace = self.run_dir / "ws" / step.key
-        workspace.mkdir(parents=True)
+        workspace = self.workspaces.take(step.key)
         inp = ExecutorInput(
             run_id=self.services.run_id,
             step=StepSpec(
@@ -275,7 +275,7 @@ class Scheduler:
             ),
             env={**self.pipeline.env, **step.env},
             workspace=str(workspace),
-            base_workspace=str(self.run_dir / "ws" / base) if base else None,
+            base_workspace=str(self.workspaces.path(base)) if base else None,
             project_root=str(self.services.project_root or ""),
         )
         state = self.services.start_step(step.key, step.timeout_seconds)
