@@ -12,11 +12,11 @@ so a project can pin its own build of a bundled plugin.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
-from importlib import metadata
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Literal
 
@@ -59,12 +59,63 @@ def _env_path(origin: Origin = "env") -> list[Candidate]:
 
 
 def _entry_points() -> list[Candidate]:
+    """The libraries Python packages declare (see :func:`_scan_entry_points`).
+
+    Importing :mod:`importlib.metadata` costs ~15 ms, a tenth of ``hm --help``, so
+    the answer is kept in hm's cache dir under a key of what it depends on: the
+    import path, and every ``entry_points.txt`` of a distribution on it (its
+    mtime and size). Installing, upgrading or removing a package changes the key.
+    """
+    key = _entry_point_key()
+    cache = paths.cache_dir() / "entry-points.json"
+    try:
+        stored = json.loads(cache.read_text())
+        if stored.get("key") == key:
+            return [Candidate(Path(p), "package") for p in stored["found"] if os.path.isfile(p)]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        pass
+    found = _scan_entry_points()
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".entry-points-")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"key": key, "found": [str(c.path) for c in found]}, f)
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only cache only costs the scan next time
+    return found
+
+
+def _entry_point_key() -> list[object]:
+    key: list[object] = [sys.version]
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as it:
+                names = sorted(e.name for e in it if e.name.endswith((".dist-info", ".egg-info")))
+        except OSError:
+            key.append([entry, None])
+            continue
+        stats: list[object] = [entry]
+        for name in names:
+            try:
+                st = os.stat(os.path.join(entry or ".", name, "entry_points.txt"))
+                stats.append([name, st.st_mtime_ns, st.st_size])
+            except OSError:
+                stats.append([name, None])
+        key.append(stats)
+    return key
+
+
+def _scan_entry_points() -> list[Candidate]:
     """``hm.plugins`` entry points name a library as ``package.folder:stem``: the file
     ``<stem><platform suffix>`` in the folder of that dotted path, e.g.
     ``hm_example_plugin.lib:example`` is ``hm_example_plugin/lib/example.so`` on
     Linux. The top-level package is located with ``find_spec``, which reads the
     import path but does not import (run) it; the rest of the path is folders.
     """
+    from importlib import metadata
+    from importlib.util import find_spec
+
     found: list[Candidate] = []
     for ep in metadata.entry_points(group="hm.plugins"):
         module, _, rel = ep.value.partition(":")

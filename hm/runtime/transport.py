@@ -15,10 +15,11 @@ from __future__ import annotations
 import enum
 import logging
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from hm.runtime.calls import CallContext
-from hm.runtime.vtable_check import VtableFacts
+if TYPE_CHECKING:  # annotations only: `hm --help` loads this module and needs neither
+    from hm.runtime.calls import CallContext
+    from hm.runtime.vtable_check import VtableFacts
 
 __all__ = ["ISOLATIONS", "Isolation", "Op", "Transport", "open_transport"]
 
