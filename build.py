@@ -240,7 +240,24 @@ def _requirement_flags(modules: list[str], headers: list[str]) -> tuple[list[str
 
 
 def build_bundled(out_dir: Path = BUNDLED_OUT) -> list[Path]:
-    return compile_tree(ROOT / "plugins", out_dir)
+    built = compile_tree(ROOT / "plugins", out_dir)
+    return [*built, build_program(ROOT / "plugins" / "shell" / "supervisor", out_dir / SUPERVISOR_NAME)]
+
+
+#: The shell runner's per-step supervisor, a program next to the runner's library
+#: (plugins/shell/supervisor/main.c says why it is not a fork of the host).
+SUPERVISOR_NAME = "hm-step-supervisor"
+
+
+def build_program(src_dir: Path, out: Path, libs: Sequence[str] = ()) -> Path:
+    """Compile the C sources of ``src_dir`` into the executable ``out``."""
+    sources = sorted(str(p) for p in src_dir.glob("*.c"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    flags = ["-std=c11", "-O2", "-Wall", "-Wextra", "-fvisibility=hidden"]
+    tmp = out.with_name(out.name + ".tmp")
+    subprocess.run([*_compiler(), *flags, f"-I{INCLUDE}", *sources, "-o", str(tmp), *libs], check=True)
+    os.replace(tmp, out)  # atomic: a half-written program is never started
+    return out
 
 
 def build_fixtures(out_dir: Path = FIXTURES_OUT, *, only_stale: bool = False) -> list[Path]:
@@ -249,15 +266,8 @@ def build_fixtures(out_dir: Path = FIXTURES_OUT, *, only_stale: bool = False) ->
 
 def build_worker(out_dir: Path = NATIVE) -> Path:
     """Compile ``hm-worker`` into ``out_dir`` (POSIX only: it is a pipe-and-dlopen program)."""
-    out = out_dir / WORKER_NAME
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sources = sorted(str(p) for p in WORKER_SRC.glob("*.c"))
-    flags = ["-std=c11", "-O2", "-Wall", "-Wextra", "-fvisibility=hidden"]
     libs = ["-lpthread"] + ([] if sys.platform == "darwin" else ["-ldl"])
-    tmp = out.with_name(out.name + ".tmp")
-    subprocess.run([*_compiler(), *flags, f"-I{INCLUDE}", *sources, "-o", str(tmp), *libs], check=True)
-    os.replace(tmp, out)  # atomic: a half-written worker is never started
-    return out
+    return build_program(WORKER_SRC, out_dir / WORKER_NAME, libs)
 
 
 def build_bridge_inplace() -> Path:

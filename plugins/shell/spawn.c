@@ -1,40 +1,37 @@
 /*
- * spawn.c — runs one step's command: environment, fork/exec of /bin/sh -c,
- * output streaming, cancel / timeout, reaping.
+ * spawn.c — runs one step's command: environment, posix_spawn of its
+ * supervisor, output streaming, cancel / timeout, reaping.
  *
  * The host is a multi-threaded Python process that runs several steps at once,
  * each in its own thread calling execute_step. That shapes everything here:
  *
  *   - Every fd we create is close-on-exec from birth (pipe2, F_DUPFD_CLOEXEC,
  *     O_CLOEXEC; plain pipe + fcntl where pipe2 does not exist), so a step
- *     forked by another thread never inherits our pipes and never keeps our
+ *     spawned by another thread never inherits our pipes and never keeps our
  *     step "open" after our shell is gone.
- *   - argv and envp are built before fork(). Between fork and execve the child
- *     of a multi-threaded process may only make async-signal-safe calls (no
- *     malloc: another thread may have held its lock at fork time).
- *   - All signals are blocked around fork() so no host signal handler (Python
- *     installs C-level handlers) runs in the child; the child resets every
- *     disposition to the default (Python ignores SIGPIPE and SIGXFSZ, and
- *     ignored dispositions survive execve) and unblocks everything.
- *   - Every step has a *supervisor*: the forked child leads a new process
- *     group, starts the shell in it, and stays until the runner kills the
- *     group. It exists so that a step never outlives the process that runs it:
- *     when the thread that forked it dies (hm or its worker crashed, was
- *     killed with SIGKILL, or its whole process group was), the supervisor
- *     gets a parent-death signal (Linux; elsewhere it polls getppid()) and
- *     kills the step's group. It never execs, so it only makes async-signal-
- *     safe calls, and it holds none of the step's pipes.
- *   - The supervisor tells the runner over a status pipe: {STARTED, pid} once
- *     the shell exec'd, {stage, errno} if it could not (a missing workspace is
- *     a precise spawn_failed error, not a misleading "exit 127"), and
- *     {EXITED, wait status} when the shell ends.
+ *   - Every step has a *supervisor* (supervisor/main.c, protocol in
+ *     supervisor/supervisor.h): it leads the step's new process group, starts
+ *     the shell in it, and stays until the runner kills the group. It exists so
+ *     that a step never outlives the process that runs it: when the thread that
+ *     spawned it dies, it kills the step's group.
+ *   - The supervisor is a small program started with posix_spawn, not a fork()
+ *     of the host: copying the page tables of hm's large, multi-threaded
+ *     process was most of a short step's cost, and a child of fork() in a
+ *     multi-threaded process may only make async-signal-safe calls.
+ *     posix_spawn puts it in its own group, sets every signal to its default
+ *     disposition (Python ignores SIGPIPE and SIGXFSZ, and ignored dispositions
+ *     survive exec) and blocks them all (it takes its signals with
+ *     sigtimedwait; the shell unblocks them before its exec), all before the
+ *     supervisor runs a single instruction.
  *   - The supervisor's pid is the group's id, and it is only reaped after the
  *     last group signal was sent: an unreaped process keeps its pid, hence the
  *     pgid, from being reused, so killpg() can never hit an unrelated group.
  *   - When the step is over the whole group is killed: what a step started in
  *     the background ends with it.
  */
+#define _GNU_SOURCE 1 /* dladdr */
 #include "shell.h"
+#include "supervisor/supervisor.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,17 +40,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <spawn.h>
 #include <sys/types.h>
-#if defined(__linux__)
-#include <sys/prctl.h>
-#endif
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#if defined(__linux__)
-#include <sys/syscall.h>
-#endif
 #if defined(__APPLE__)
 #include <crt_externs.h> /* a dylib cannot link against `environ` directly */
 #define SH_ENVIRON (*_NSGetEnviron())
@@ -67,35 +60,7 @@ extern char **environ;
 #define SH_HAVE_PIPE2 1
 #endif
 
-#ifdef NSIG
-#define SH_NSIG NSIG
-#else
-#define SH_NSIG 65
-#endif
 
-/* Highest fd the child closes one by one when close_range is unavailable. */
-#define SH_MAX_CLOSE_FD (1 << 20)
-
-/* Messages on the status pipe (supervisor -> runner), as {kind, value} ints. */
-enum { STAGE_SETUP = 1, STAGE_CHDIR = 2, STAGE_EXEC = 3, MSG_STARTED = 4, MSG_EXITED = 5 };
-
-/* Signal the supervisor gets when the thread that forked it dies (Linux). */
-#define SUPERVISOR_PDEATH SIGUSR1
-
-/* Everything the child needs, prepared before fork(). */
-typedef struct child_setup {
-    char *const *argv;
-    char *const *envp;
-    const char *workspace;
-    int devnull;
-    int out_w;
-    int err_w;
-    int st_w;     /* status pipe to the runner */
-    int max_fd;
-    pid_t parent; /* the runner's process */
-    struct sigaction dfl;
-    sigset_t empty;
-} child_setup_t;
 
 typedef struct child_state {
     pid_t pid;     /* the supervisor: its pid is the step's process group */
@@ -241,174 +206,6 @@ static void set_nonblocking(int fd)
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0)
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
-
-/* ---- the supervisor and the shell (async-signal-safe calls only) --------- */
-
-static void put_msg(int fd, int kind, int value)
-{
-    int msg[2];
-    ssize_t n;
-    msg[0] = kind;
-    msg[1] = value;
-    do {
-        n = write(fd, msg, sizeof msg);
-    } while (n < 0 && errno == EINTR);
-}
-
-static void child_report(int fd, int stage, int errnum)
-{
-    put_msg(fd, stage, errnum);
-    _exit(127);
-}
-
-/* Closes every descriptor >= lo. */
-static void close_from(int lo, int max_fd)
-{
-    int fd;
-#if defined(__linux__) && defined(SYS_close_range)
-    if (syscall(SYS_close_range, (unsigned)lo, ~0u, 0u) == 0)
-        return;
-#endif
-    for (fd = lo; fd < max_fd; fd++)
-        close(fd);
-}
-
-/* The shell: runs in the supervisor's group with an empty signal mask. `rep` is
- * the supervisor's close-on-exec report pipe. */
-static void exec_shell(const child_setup_t *cs, int rep)
-{
-    sigprocmask(SIG_SETMASK, &cs->empty, NULL);
-    if (chdir(cs->workspace) != 0)
-        child_report(rep, STAGE_CHDIR, errno);
-    if (dup2(cs->devnull, 0) < 0 || dup2(cs->out_w, 1) < 0 || dup2(cs->err_w, 2) < 0)
-        child_report(rep, STAGE_SETUP, errno);
-    /* keep the report pipe as fd 3 (close-on-exec), close everything else */
-    if (rep != 3) {
-        if (dup2(rep, 3) < 0)
-            child_report(rep, STAGE_SETUP, errno);
-        rep = 3;
-    }
-    if (fcntl(rep, F_SETFD, FD_CLOEXEC) != 0)
-        child_report(rep, STAGE_SETUP, errno);
-    close_from(4, cs->max_fd);
-
-    execve("/bin/sh", cs->argv, cs->envp);
-    child_report(rep, STAGE_EXEC, errno);
-}
-
-/* Forks the shell; in the child, exec_shell never returns. A function of its
- * own so that vfork's "the child borrows this stack frame" touches nothing of
- * the supervisor's. */
-#if defined(__GNUC__) || defined(__clang__)
-__attribute__((noinline))
-#endif
-static pid_t start_shell(const child_setup_t *cs, int rep)
-{
-    pid_t pid;
-#if defined(__linux__)
-    /* vfork: the shell borrows this single-threaded copy of the host until it
-     * execs, instead of copying the host's page tables a second time */
-    pid = vfork();
-#else
-    pid = fork();
-#endif
-    if (pid == 0)
-        exec_shell(cs, rep);
-    return pid;
-}
-
-/* Kills the supervisor's whole group, itself included. */
-static void kill_step(void)
-{
-    kill(0, SIGKILL);
-    _exit(137);
-}
-
-static void run_supervisor(const child_setup_t *cs)
-{
-    int sig, st = cs->st_w, ex[2], msg[2], status = 0, reaped = 0;
-    sigset_t waitset;
-    pid_t shell;
-    ssize_t n;
-    size_t got = 0;
-
-    /* default dispositions (Python ignores SIGPIPE and SIGXFSZ, and ignored
-     * dispositions survive execve); the mask stays full (the runner blocked
-     * everything around fork): the supervisor takes its signals with
-     * sigtimedwait, the shell unblocks them before exec */
-    for (sig = 1; sig < SH_NSIG; sig++) {
-        if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction(sig, &cs->dfl, NULL); /* EINVAL for libc-reserved numbers: fine */
-    }
-    if (setpgid(0, 0) != 0)
-        child_report(st, STAGE_SETUP, errno);
-#if defined(__linux__)
-    prctl(PR_SET_PDEATHSIG, SUPERVISOR_PDEATH);
-    /* the step's orphans (`cmd &` after the shell left) become ours to reap,
-     * not zombies of the host's */
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
-#endif
-    if (getppid() != cs->parent) /* it died before prctl took effect */
-        _exit(137);
-
-    if (pipe(ex) != 0)
-        child_report(st, STAGE_SETUP, errno);
-    if (fcntl(ex[0], F_SETFD, FD_CLOEXEC) != 0 || fcntl(ex[1], F_SETFD, FD_CLOEXEC) != 0)
-        child_report(st, STAGE_SETUP, errno);
-    shell = start_shell(cs, ex[1]);
-    if (shell < 0)
-        child_report(st, STAGE_SETUP, errno);
-    close(ex[1]);
-    /* EOF: execve succeeded. Otherwise the shell says why it could not. */
-    while (got < sizeof msg) {
-        n = read(ex[0], (char *)msg + got, sizeof msg - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(ex[0]);
-    if (got == sizeof msg) {
-        while (waitpid(shell, &status, 0) < 0 && errno == EINTR)
-            ;
-        child_report(st, msg[0], msg[1]);
-    }
-    put_msg(st, MSG_STARTED, (int)shell);
-
-    /* hold nothing of the step's: its output pipes must close when its own
-     * processes close them */
-    if (dup2(cs->devnull, 0) < 0 || dup2(cs->devnull, 1) < 0 || dup2(cs->devnull, 2) < 0)
-        kill_step();
-    if (st != 3) {
-        if (dup2(st, 3) < 0)
-            kill_step();
-        st = 3;
-    }
-    close_from(4, cs->max_fd);
-
-    sigemptyset(&waitset);
-    sigaddset(&waitset, SIGCHLD);
-    sigaddset(&waitset, SUPERVISOR_PDEATH);
-    for (;;) {
-        struct timespec tick = {0, 200 * 1000 * 1000};
-        sig = sigtimedwait(&waitset, NULL, &tick);
-        if (sig == SUPERVISOR_PDEATH || getppid() != cs->parent)
-            kill_step(); /* the runner is gone: so is the step */
-        for (;;) { /* reap the shell and any orphan of the step that ended */
-            int any_status;
-            pid_t done = waitpid(-1, &any_status, WNOHANG);
-            if (done <= 0)
-                break;
-            if (done == shell && !reaped) {
-                reaped = 1;
-                status = any_status;
-                put_msg(st, MSG_EXITED, status);
-            }
-        }
-        /* then wait for the runner's SIGKILL of the group */
-    }
 }
 
 /* ---- the parent --------------------------------------------------------- */
@@ -643,29 +440,111 @@ static int supervise(const sh_ctx_t *ctx, const sh_run_spec_t *spec, child_state
     return 0;
 }
 
+static void too_big_error(sh_error_t *err, const sh_run_spec_t *spec)
+{
+    char eb[256];
+    sh_err_set(err, "spawn_failed",
+               "the command or the environment is larger than the system accepts for one "
+               "program (on Linux, one argument may be at most 128 KiB): put a long script "
+               "in a file and run that file",
+               "cannot execute /bin/sh: %s (command of %zu bytes)", sh_strerror(E2BIG, eb, sizeof eb),
+               strlen(spec->cmd));
+}
+
+/* ---- finding the supervisor ---------------------------------------------- */
+
+static char supervisor_path[4096];
+static int supervisor_errno; /* why it is not there, once looked for */
+static pthread_once_t supervisor_once = PTHREAD_ONCE_INIT;
+
+/* hm-step-supervisor is built next to this library (build.py). */
+static void find_supervisor(void)
+{
+    Dl_info info;
+    const char *slash;
+    size_t dir_len;
+
+    if (dladdr((void *)&sh_run, &info) == 0 || info.dli_fname == NULL ||
+        (slash = strrchr(info.dli_fname, '/')) == NULL) {
+        supervisor_errno = ENOENT;
+        return;
+    }
+    dir_len = (size_t)(slash - info.dli_fname) + 1;
+    if (dir_len + sizeof SH_SUPERVISOR_NAME > sizeof supervisor_path) {
+        supervisor_errno = ENAMETOOLONG;
+        return;
+    }
+    memcpy(supervisor_path, info.dli_fname, dir_len);
+    memcpy(supervisor_path + dir_len, SH_SUPERVISOR_NAME, sizeof SH_SUPERVISOR_NAME);
+    if (access(supervisor_path, X_OK) != 0)
+        supervisor_errno = errno;
+}
+
+/* Starts the supervisor of one step; 0 or an errno. *where says which part
+ * failed, for the message. */
+static int spawn_supervisor(pid_t *pid, char *const argv[], char *const envp[], int devnull, int out_w,
+                            int err_w, int st_w, const char **where)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t all;
+    int rc;
+
+    *where = "cannot set up the step's supervisor";
+    if ((rc = posix_spawn_file_actions_init(&fa)) != 0)
+        return rc;
+    if ((rc = posix_spawnattr_init(&attr)) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        return rc;
+    }
+    sigfillset(&all);
+    /* st_w is >= 4 (the caller made sure), so no dup2 below has the same fd on
+     * both sides (that would leave it close-on-exec) or clobbers a later source */
+    if ((rc = posix_spawn_file_actions_adddup2(&fa, devnull, 0)) == 0 &&
+        (rc = posix_spawn_file_actions_adddup2(&fa, out_w, 1)) == 0 &&
+        (rc = posix_spawn_file_actions_adddup2(&fa, err_w, 2)) == 0 &&
+        (rc = posix_spawn_file_actions_adddup2(&fa, st_w, 3)) == 0 &&
+        (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                                  POSIX_SPAWN_SETSIGDEF)) == 0 &&
+        (rc = posix_spawnattr_setpgroup(&attr, 0)) == 0 && (rc = posix_spawnattr_setsigmask(&attr, &all)) == 0 &&
+        (rc = posix_spawnattr_setsigdefault(&attr, &all)) == 0) {
+        *where = "cannot start the step's supervisor ";
+        rc = posix_spawn(pid, argv[0], &fa, &attr, argv, envp);
+    }
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+
 int sh_run(const sh_ctx_t *ctx, const sh_run_spec_t *spec, sh_run_result_t *res, sh_error_t *err)
 {
     int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, st_p[2] = {-1, -1};
-    int devnull = -1, rc = -1, report[2];
-    char *argv[4];
+    int devnull = -1, rc = -1, report[2], spawn_errno;
+    char parent[24];
+    char *argv[7];
     char **envp = NULL;
     uint8_t *buf = NULL;
-    child_setup_t cs;
     child_state_t ch;
-    sigset_t all, old;
-    struct rlimit rl;
+    const char *where;
     size_t got = 0;
-    pid_t pid;
-    int fork_errno;
+    pid_t pid = -1;
 
     memset(&ch, 0, sizeof ch);
-    memset(&cs, 0, sizeof cs);
+    pthread_once(&supervisor_once, find_supervisor);
+    if (supervisor_errno != 0) {
+        spawn_error(err, supervisor_errno, "reinstall hm: the shell runner's helper program is missing",
+                    "cannot find " SH_SUPERVISOR_NAME " next to the shell runner: ", supervisor_path);
+        return -1;
+    }
 
-    /* everything the child needs, before fork */
-    argv[0] = (char *)"/bin/sh";
-    argv[1] = (char *)"-c";
-    argv[2] = (char *)spec->cmd;
-    argv[3] = NULL;
+    snprintf(parent, sizeof parent, "%ld", (long)getpid());
+    argv[0] = supervisor_path;
+    argv[1] = parent;
+    argv[2] = (char *)spec->workspace;
+    argv[3] = (char *)"/bin/sh";
+    argv[4] = (char *)"-c";
+    argv[5] = (char *)spec->cmd;
+    argv[6] = NULL;
     envp = build_envp(spec);
     buf = (uint8_t *)malloc(SH_CHUNK);
     if (envp == NULL || buf == NULL) {
@@ -679,48 +558,39 @@ int sh_run(const sh_ctx_t *ctx, const sh_run_spec_t *spec, sh_run_result_t *res,
                     "cannot create pipes for the step's output", "");
         goto out;
     }
+    if (st_p[1] < 4) { /* see spawn_supervisor */
+        int moved = fcntl(st_p[1], F_DUPFD_CLOEXEC, 4);
+        if (moved < 0) {
+            spawn_error(err, errno, "raise `ulimit -n` or lower --parallelism",
+                        "cannot create pipes for the step's output", "");
+            goto out;
+        }
+        close_fd(&st_p[1]);
+        st_p[1] = moved;
+    }
     devnull = raise_fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (devnull < 0) {
         spawn_error(err, errno, "check that /dev/null exists and is readable",
                     "cannot open /dev/null for the step's standard input", "");
         goto out;
     }
-    cs.argv = argv;
-    cs.envp = envp;
-    cs.workspace = spec->workspace;
-    cs.devnull = devnull;
-    cs.out_w = out_p[1];
-    cs.err_w = err_p[1];
-    cs.st_w = st_p[1];
-    cs.parent = getpid();
-    cs.max_fd = SH_MAX_CLOSE_FD;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur < (rlim_t)SH_MAX_CLOSE_FD)
-        cs.max_fd = (int)rl.rlim_cur;
-    memset(&cs.dfl, 0, sizeof cs.dfl);
-    cs.dfl.sa_handler = SIG_DFL;
-    sigemptyset(&cs.dfl.sa_mask);
-    sigemptyset(&cs.empty);
-
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = fork();
-    if (pid == 0)
-        run_supervisor(&cs); /* never returns */
-    fork_errno = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-
+    spawn_errno = spawn_supervisor(&pid, argv, envp, devnull, out_p[1], err_p[1], st_p[1], &where);
     close_fd(&out_p[1]);
     close_fd(&err_p[1]);
     close_fd(&st_p[1]);
     close_fd(&devnull);
-    if (pid < 0) {
-        spawn_error(err, fork_errno, "the system is out of processes or memory: lower --parallelism or retry",
-                    "cannot fork to run /bin/sh", "");
+    if (spawn_errno == E2BIG) { /* the supervisor carries the same command and environment */
+        too_big_error(err, spec);
+        goto out;
+    }
+    if (spawn_errno != 0) {
+        spawn_error(err, spawn_errno,
+                    retryable_errno(spawn_errno) ? "the system is out of processes or memory: lower --parallelism or retry"
+                                                 : "reinstall hm: the shell runner's helper program cannot run",
+                    where, strncmp(where, "cannot start", 12) == 0 ? supervisor_path : "");
         goto out;
     }
     ch.pid = pid;
-    setpgid(pid, pid); /* also done by the child; whichever runs first wins */
 
     /* The supervisor's first message: STARTED, or why the shell could not start. */
     while (got < sizeof report) {
@@ -740,15 +610,9 @@ int sh_run(const sh_ctx_t *ctx, const sh_run_spec_t *spec, sh_run_result_t *res,
         if (report[0] == STAGE_CHDIR)
             spawn_error(err, e, "the workspace directory must exist and be searchable by this user",
                         "cannot enter the workspace ", spec->workspace);
-        else if (report[0] == STAGE_EXEC && e == E2BIG) {
-            char eb[256];
-            sh_err_set(err, "spawn_failed",
-                       "the command or the environment is larger than the system accepts for one "
-                       "program (on Linux, one argument may be at most 128 KiB): put a long script "
-                       "in a file and run that file",
-                       "cannot execute /bin/sh: %s (command of %zu bytes)",
-                       sh_strerror(e, eb, sizeof eb), strlen(spec->cmd));
-        } else if (report[0] == STAGE_EXEC)
+        else if (report[0] == STAGE_EXEC && e == E2BIG)
+            too_big_error(err, spec);
+        else if (report[0] == STAGE_EXEC)
             spawn_error(err, e, "the shell runner needs a POSIX shell at /bin/sh",
                         "cannot execute /bin/sh", "");
         else
