@@ -20,7 +20,7 @@ container runner:
 create`` from that image, ``podman cp`` out of it, ``podman rm``), against
 :func:`hm.cache.snapshot` into an empty store and :func:`hm.cache.restore`.
 
-    python bench/bench_cache.py [--repeats N] [--compare-commit]
+    python -m bench.cache [--repeats N] [--compare-commit]
 """
 
 from __future__ import annotations

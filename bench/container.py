@@ -13,7 +13,7 @@ Printed:
 
 Target: ``hm run`` / ``podman run`` <= 1.2.
 
-    python bench/bench_container.py [--repeats N]
+    python -m bench.container [--repeats N]
 """
 
 from __future__ import annotations
