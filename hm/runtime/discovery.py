@@ -93,7 +93,10 @@ def _entry_point_key() -> list[object]:
             with os.scandir(entry or ".") as it:
                 names = sorted(e.name for e in it if e.name.endswith((".dist-info", ".egg-info")))
         except OSError:
-            key.append([entry, None])
+            continue
+        if not names:
+            # Left out: `python -m hm` puts the working directory on the path, and
+            # every project directory would otherwise be a key of its own.
             continue
         stats: list[object] = [entry]
         for name in names:
