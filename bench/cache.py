@@ -59,7 +59,7 @@ def _timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
     done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     took = time.perf_counter() - start
     if done.returncode != 0:
-        sys.exit(f"bench_cache: {' '.join(cmd)} failed:\n{done.stderr}")
+        sys.exit(f"bench.cache: {' '.join(cmd)} failed:\n{done.stderr}")
     return took, done.stdout
 
 

@@ -46,7 +46,7 @@ def main() -> int:
     args = parser.parse_args()
     missing = podman_missing()
     if missing is not None:
-        sys.exit(f"bench_container: {missing} (run .ci/install-container-engine)")
+        sys.exit(f"bench.container: {missing} (run .ci/install-container-engine)")
     with tempfile.TemporaryDirectory(prefix="hm-bench-container-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "engine").mkdir()

@@ -157,7 +157,7 @@ def runner_built_fixture() -> Path:
 def podman_service(base: Path) -> Iterator[Engine]:
     """Podman's API service with its own storage under ``base``, and the test image in it.
 
-    Raises :class:`RuntimeError` if it does not come up (the tests and bench/bench_container.py use this).
+    Raises :class:`RuntimeError` if it does not come up (the tests and python -m bench.container use this).
     """
     conf = base / "containers.conf"
     conf.write_text(CONTAINERS_CONF)

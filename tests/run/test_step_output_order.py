@@ -74,3 +74,26 @@ def test_a_line_reaches_the_output_while_its_step_still_runs(tmp_path: Path, mod
         assert evs[-1]["kind"] == "build_finished"
     finally:
         stop_process(proc)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_hook_subscribed_to_step_log_gets_every_line_in_order(tmp_path: Path, mode: str) -> None:
+    # Lines are gathered in C (in process) or in frames (worker) before Python
+    # sees them; a hook that asked for step_log must still get each one, once,
+    # in the order --format json shows them.
+    record = tmp_path / "lines.txt"
+    count = 2000
+    project = Project(tmp_path / "p").pipeline(
+        f"""
+        step("mix", "mix {count // 4}", runner="logorder")
+        step("sh", "i=0; while [ $i -lt {count} ]; do echo line $i; i=$((i+1)); done")
+        """
+    )
+    env = {**_isolation(mode), "HM_LOG_HOOK_FILE": str(record)}
+    result, evs = project.run_json(plugins=[*ORDER, "log-hook"], env=env)
+    assert result.returncode == 0, result.stderr
+    shown = [f"{e['step_key']} {e['stream']} {e['line']}" for e in evs if e["kind"] == "step_log"]
+    heard = record.read_text().splitlines()
+    assert len(shown) == count // 4 * 3 + count
+    for key in ("mix", "sh"):
+        assert [h for h in heard if h.startswith(f"{key} ")] == [s for s in shown if s.startswith(f"{key} ")]
