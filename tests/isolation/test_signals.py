@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import FIXTURES, ROOT
 from iso_helpers import RunTrace, events, hm_env
 
 #: A step that ignores the polite signals, so only a kill ends it.
@@ -133,4 +133,34 @@ def test_sigkill_of_hm_leaves_no_step_worker_or_directory(
     finally:
         proc.kill()
         proc.communicate()
+        trace.kill_leftovers()
+
+
+@pytest.mark.parametrize("isolate", [[], ["--isolate"]], ids=["in-process", "isolated"])
+def test_one_ctrl_c_ends_a_run_whose_plugin_hangs_within_the_grace(isolate: list[str], tmp_path: Path) -> None:
+    # The step never polls should_cancel: after HM_KILL_GRACE_SECONDS hm gives up
+    # on it (kills its worker, or abandons its thread) and still ends the run.
+    root = tmp_path / "p"
+    (root / ".hm").mkdir(parents=True)
+    (root / ".hm" / "pipeline.py").write_text(
+        "from hm.dsl import pipeline, step\n\n\n@pipeline('t')\ndef p():\n    step('stuck', 'hang', runner='crashy')\n"
+    )
+    trace = RunTrace(tmp_path)
+    trace.env.update(HM_PLUGIN_PATH=str(FIXTURES / "crashy-runner.so"), HM_KILL_GRACE_SECONDS="1")
+    proc = start(root, trace, *isolate)
+    try:
+        seen = wait_for_output(proc, b'"kind":"step_started"')
+        time.sleep(0.3)  # inside execute_step by now
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        returncode, evs, err = finish(proc, seen)
+        assert time.monotonic() - sent < 10, "hm did not end within the grace and its slack"
+        assert returncode == 130, err
+        (done,) = [e for e in evs if e["kind"] == "step_finished"]
+        assert done["status"] == "cancelled"
+        assert evs[-1]["kind"] == "build_finished" and evs[-1]["exit_code"] == 130
+        assert "Traceback" not in err
+        trace.assert_clean()
+    finally:
+        proc.kill()
         trace.kill_leftovers()
