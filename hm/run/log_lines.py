@@ -24,14 +24,21 @@ class LineSplitter:
         """Complete lines in ``pending + data`` (without their ``\\n``)."""
         if self._pending:
             data = self._pending + data
-        parts = data.split(b"\n")
-        pending = parts.pop()
-        # Runners hand over up to a MiB at a time (batched): cut it, not just once.
-        while len(pending) > self._max:
-            parts.append(pending[: self._max])
-            pending = pending[self._max :]
-        self._pending = pending
-        return [p.decode("utf-8", "replace") for p in parts]
+        end = data.rfind(b"\n")
+        if end < 0:
+            lines: list[str] = []
+        else:
+            # One decode for all the complete lines, then a split: a newline byte is
+            # never part of a UTF-8 sequence, so this equals decoding line by line,
+            # at a tenth of the cost per line.
+            lines = data[:end].decode("utf-8", "replace").split("\n")
+            data = data[end + 1 :]
+        # Runners hand over up to 128 KiB at a time (batched): cut it, not just once.
+        while len(data) > self._max:
+            lines.append(data[: self._max].decode("utf-8", "replace"))
+            data = data[self._max :]
+        self._pending = data
+        return lines
 
     def flush(self) -> list[str]:
         """The unfinished last line, if any (the step ended without a newline)."""
