@@ -186,3 +186,12 @@ def test_a_relative_path_with_dot_slash_is_checked_where_it_is(tmp_path: Path) -
     assert "cannot open shared object file" not in result.stdout
     assert result.stdout.splitlines()[0] == f"Checking noop-executor 1.0.0 ({tmp_path / f'demo{SUFFIX}'})"
     assert result.stdout.rstrip().endswith("PASSED: all 8 checks passed")
+
+
+def test_a_manifest_that_changes_between_calls_fails_the_threads_check() -> None:
+    code, doc, _ = _check_json("fickle-manifest")
+    checks = _by_name(doc)
+    assert checks["manifest"]["status"] == "passed"
+    assert checks["threads"]["status"] == "failed"
+    assert "expected the same PluginManifest on every call" in checks["threads"]["detail"]
+    assert code == 1
