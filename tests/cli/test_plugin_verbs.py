@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import BUILD, FIXTURES, ROOT, SUFFIX, fixture_path, run_hm
 
 
@@ -123,3 +124,14 @@ def test_a_verb_a_built_in_shadows_is_marked_in_list_info_and_check() -> None:
     check = run_hm("plugin", "check", str(fixture_path("typed-subcommand")), "--format", "json")
     (run_check,) = [c for c in json.loads(check.stdout)["checks"] if c["name"] == "subcommand:run"]
     assert "`hm run` is a built-in command, so hm never offers `hm run`" in run_check["detail"]
+
+
+@pytest.mark.parametrize("code", [256, 300, -1])
+def test_a_subcommand_exit_code_outside_0_255_is_a_plugin_fault_not_a_false_success(code: int) -> None:
+    # An exit status is one byte: 256 used to make `hm math add` exit 0, 300 exit 44.
+    env = env_with("typed-subcommand", HM_FIXTURE_EXIT_CODE=str(code))
+    result = run_hm("math", "add", "1", "2", "--label", "s", env=env)
+    assert result.returncode == 5, result.stderr
+    assert f"run_subcommand returned exit code {code}, outside 0-255" in result.stderr
+    assert "typed-subcommand" in result.stderr
+    assert "Traceback" not in result.stderr
