@@ -1,31 +1,27 @@
 /*
- * spawn.c — runs one step's command: environment, posix_spawn of its
- * supervisor, output streaming, cancel / timeout, reaping.
+ * spawn.c — runs one step's command: environment, its supervisor (through the
+ * supervisor server), output streaming, cancel / timeout, release.
  *
  * The host is a multi-threaded Python process that runs several steps at once,
  * each in its own thread calling execute_step. That shapes everything here:
  *
  *   - Every fd we create is close-on-exec from birth (pipe2, F_DUPFD_CLOEXEC,
- *     O_CLOEXEC; plain pipe + fcntl where pipe2 does not exist), so a step
- *     spawned by another thread never inherits our pipes and never keeps our
+ *     O_CLOEXEC; plain pipe + fcntl where pipe2 does not exist), so a process
+ *     started by another thread never inherits our pipes and never keeps our
  *     step "open" after our shell is gone.
- *   - Every step has a *supervisor* (supervisor/main.c, protocol in
- *     supervisor/supervisor.h): it leads the step's new process group, starts
- *     the shell in it, and stays until the runner kills the group. It exists so
- *     that a step never outlives the process that runs it: when the thread that
- *     spawned it dies, it kills the step's group.
- *   - The supervisor is a small program started with posix_spawn, not a fork()
- *     of the host: copying the page tables of hm's large, multi-threaded
- *     process was most of a short step's cost, and a child of fork() in a
- *     multi-threaded process may only make async-signal-safe calls.
- *     posix_spawn puts it in its own group, sets every signal to its default
- *     disposition (Python ignores SIGPIPE and SIGXFSZ, and ignored dispositions
- *     survive exec) and blocks them all (it takes its signals with
- *     sigtimedwait; the shell unblocks them before its exec), all before the
- *     supervisor runs a single instruction.
- *   - The supervisor's pid is the group's id, and it is only reaped after the
- *     last group signal was sent: an unreaped process keeps its pid, hence the
- *     pgid, from being reused, so killpg() can never hit an unrelated group.
+ *   - Every step has a *supervisor*: it leads the step's new process group,
+ *     starts the shell in it, and stays until the runner kills the group. It
+ *     exists so that a step never outlives the process that runs it.
+ *   - Supervisors are forked by one small server per process
+ *     (hm-step-supervisor --serve, started with posix_spawn on first use; the
+ *     protocol and the reasons are in supervisor/supervisor.h), not by a fork()
+ *     of the host: copying the page tables of hm's large, multi-threaded process
+ *     was most of a short step's cost, and a child of fork() in a threaded
+ *     process may only make async-signal-safe calls.
+ *   - The supervisor's pid is the group's id, and it is only reaped (by the
+ *     server, on RELEASE) after the last group signal was sent: an unreaped
+ *     process keeps its pid, hence the pgid, from being reused, so killpg() can
+ *     never hit an unrelated group.
  *   - When the step is over the whole group is killed: what a step started in
  *     the background ends with it.
  */
@@ -43,6 +39,8 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <spawn.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -240,20 +238,16 @@ static void read_status(child_state_t *ch)
     }
 }
 
-/* Reaps the supervisor (blocking). Returns 0, or -1 with errno set. */
+static int release_supervisor(pid_t pid);
+
+/* Lets the server reap the step's supervisor: the runner sends no more signals
+ * to its group. Returns 0, or -1 with errno set. */
 static int reap_child(child_state_t *ch)
 {
-    int status = 0;
-    pid_t r;
     if (ch->reaped)
         return 0;
-    do {
-        r = waitpid(ch->pid, &status, 0);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0)
-        return -1;
     ch->reaped = 1;
-    return 0;
+    return release_supervisor(ch->pid);
 }
 
 /* Signals the shell's process group (the shell's pid is its pgid). */
@@ -480,54 +474,224 @@ static void find_supervisor(void)
         supervisor_errno = errno;
 }
 
-/* Starts the supervisor of one step; 0 or an errno. *where says which part
- * failed, for the message. */
-static int spawn_supervisor(pid_t *pid, char *const argv[], char *const envp[], int devnull, int out_w,
-                            int err_w, int st_w, const char **where)
+/* ---- the supervisor server (supervisor/supervisor.h) -------------------- */
+
+static pthread_mutex_t server_mu = PTHREAD_MUTEX_INITIALIZER;
+static int server_fd = -1;    /* our end of the socket; under server_mu */
+static pid_t server_pid = -1;
+
+/* Starts `hm-step-supervisor --serve`; under server_mu. 0 or an errno. */
+static int start_server(void)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t all;
-    int rc;
+    char serve[] = "--serve";
+    char *argv[3];
+    int sv[2], devnull, rc;
 
-    *where = "cannot set up the step's supervisor";
-    if ((rc = posix_spawn_file_actions_init(&fa)) != 0)
-        return rc;
-    if ((rc = posix_spawnattr_init(&attr)) != 0) {
-        posix_spawn_file_actions_destroy(&fa);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return errno;
+    /* the server's end goes to fd 3: it must not be 0-3 itself (a dup2 onto the
+     * same number would leave it close-on-exec) */
+    rc = fcntl(sv[1], F_DUPFD_CLOEXEC, 4);
+    close(sv[1]);
+    sv[1] = rc;
+    devnull = raise_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (sv[1] < 0 || devnull < 0) {
+        rc = errno;
+        close(sv[0]);
+        if (sv[1] >= 0)
+            close(sv[1]);
+        if (devnull >= 0)
+            close(devnull);
         return rc;
     }
+    argv[0] = supervisor_path;
+    argv[1] = serve;
+    argv[2] = NULL;
     sigfillset(&all);
-    /* st_w is >= 4 (the caller made sure), so no dup2 below has the same fd on
-     * both sides (that would leave it close-on-exec) or clobbers a later source */
-    if ((rc = posix_spawn_file_actions_adddup2(&fa, devnull, 0)) == 0 &&
-        (rc = posix_spawn_file_actions_adddup2(&fa, out_w, 1)) == 0 &&
-        (rc = posix_spawn_file_actions_adddup2(&fa, err_w, 2)) == 0 &&
-        (rc = posix_spawn_file_actions_adddup2(&fa, st_w, 3)) == 0 &&
-        (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                                  POSIX_SPAWN_SETSIGDEF)) == 0 &&
-        (rc = posix_spawnattr_setpgroup(&attr, 0)) == 0 && (rc = posix_spawnattr_setsigmask(&attr, &all)) == 0 &&
-        (rc = posix_spawnattr_setsigdefault(&attr, &all)) == 0) {
-        *where = "cannot start the step's supervisor ";
-        rc = posix_spawn(pid, argv[0], &fa, &attr, argv, envp);
+    rc = posix_spawn_file_actions_init(&fa);
+    if (rc == 0 && (rc = posix_spawnattr_init(&attr)) != 0)
+        posix_spawn_file_actions_destroy(&fa);
+    if (rc == 0) {
+        /* every signal blocked and at its default: the server takes none (hm's
+         * Ctrl-C is for hm), and its children inherit both */
+        if ((rc = posix_spawn_file_actions_adddup2(&fa, devnull, 0)) == 0 &&
+            (rc = posix_spawn_file_actions_adddup2(&fa, devnull, 1)) == 0 &&
+            (rc = posix_spawn_file_actions_adddup2(&fa, devnull, 2)) == 0 &&
+            (rc = posix_spawn_file_actions_adddup2(&fa, sv[1], 3)) == 0 &&
+            (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0 &&
+            (rc = posix_spawnattr_setsigmask(&attr, &all)) == 0 && (rc = posix_spawnattr_setsigdefault(&attr, &all)) == 0)
+            rc = posix_spawn(&server_pid, supervisor_path, &fa, &attr, argv, SH_ENVIRON);
+        posix_spawnattr_destroy(&attr);
+        posix_spawn_file_actions_destroy(&fa);
     }
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&fa);
+    close(sv[1]);
+    close(devnull);
+    if (rc != 0) {
+        close(sv[0]);
+        return rc;
+    }
+    server_fd = raise_fd(sv[0]);
+    return 0;
+}
+
+/* Writes header + payload on the socket, the descriptors riding on the first
+ * byte; under server_mu. 0 or an errno. */
+static int send_request(uint32_t kind, const char *payload, size_t len, const int *fds, int nfds)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(3 * sizeof(int))];
+    } control;
+    sup_header_t h;
+    struct iovec iov[2];
+    struct msghdr m;
+    size_t sent = 0, total = sizeof h + len;
+    ssize_t n;
+
+    h.kind = kind;
+    h.length = (uint32_t)len;
+    memset(&m, 0, sizeof m);
+    if (nfds > 0) {
+        struct cmsghdr *c;
+        memset(&control, 0, sizeof control);
+        m.msg_control = control.buf;
+        m.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+        c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+    }
+    while (sent < total) {
+        int k = 0;
+        if (sent < sizeof h) {
+            iov[k].iov_base = (char *)&h + sent;
+            iov[k++].iov_len = sizeof h - sent;
+            iov[k].iov_base = (char *)payload;
+            iov[k++].iov_len = len;
+        } else {
+            iov[k].iov_base = (char *)payload + (sent - sizeof h);
+            iov[k++].iov_len = total - sent;
+        }
+        m.msg_iov = iov;
+        m.msg_iovlen = (size_t)k;
+        n = sendmsg(server_fd, &m, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        sent += (size_t)n;
+        m.msg_control = NULL; /* the descriptors went with the first byte */
+        m.msg_controllen = 0;
+    }
+    return 0;
+}
+
+/* At exit (hm's, or its worker's): close the socket so the server ends, and
+ * reap it, so no zombie of ours waits for an init that may never reap it. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((destructor))
+#endif
+static void stop_server(void)
+{
+    if (pthread_mutex_trylock(&server_mu) != 0)
+        return; /* a step thread is mid-request as the process exits: the server ends at our exit anyway */
+    if (server_fd >= 0) {
+        close_fd(&server_fd);
+        while (waitpid(server_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_mutex_unlock(&server_mu);
+}
+
+/* One request to the server, started (again, if it died) as needed. 0 or an errno. */
+static int request(uint32_t kind, const char *payload, size_t len, const int *fds, int nfds)
+{
+    int rc = 0, attempt;
+    pthread_mutex_lock(&server_mu);
+    for (attempt = 0; attempt < 2; attempt++) {
+        if (server_fd < 0 && (rc = start_server()) != 0)
+            break;
+        rc = send_request(kind, payload, len, fds, nfds);
+        if (rc == 0 || kind != SUP_START || (rc != EPIPE && rc != ECONNRESET))
+            break;
+        /* the server is gone (killed?): its steps went with it; start another */
+        close_fd(&server_fd);
+        waitpid(server_pid, NULL, WNOHANG);
+    }
+    pthread_mutex_unlock(&server_mu);
     return rc;
+}
+
+static int release_supervisor(pid_t pid)
+{
+    int32_t p = (int32_t)pid;
+    int rc = request(SUP_RELEASE, (const char *)&p, sizeof p, NULL, 0);
+    if (rc != 0 && rc != EPIPE && rc != ECONNRESET) { /* a dead server reaped nothing, and needs not */
+        errno = rc;
+        return -1;
+    }
+    return 0;
+}
+
+/* The START payload: argc, envc, workspace, argv, envp (supervisor.h). NULL
+ * when out of memory; *len is set. */
+static char *start_payload(const char *workspace, char *const argv[], char *const envp[], size_t *len)
+{
+    int32_t argc = 0, envc = 0;
+    size_t total = 8 + strlen(workspace) + 1, at;
+    char *p;
+    int i;
+    while (argv[argc] != NULL)
+        total += strlen(argv[argc++]) + 1;
+    while (envp[envc] != NULL)
+        total += strlen(envp[envc++]) + 1;
+    *len = total;
+    if (total > SUP_MAX_PAYLOAD)
+        return NULL;
+    p = (char *)malloc(total);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, &argc, 4);
+    memcpy(p + 4, &envc, 4);
+    at = 8;
+    at += (size_t)sprintf(p + at, "%s", workspace) + 1;
+    for (i = 0; i < argc; i++)
+        at += (size_t)sprintf(p + at, "%s", argv[i]) + 1;
+    for (i = 0; i < envc; i++)
+        at += (size_t)sprintf(p + at, "%s", envp[i]) + 1;
+    return p;
+}
+
+/* Reads one {kind, value} message from the status pipe (blocking); 0, or -1 at
+ * EOF before a whole one. */
+static int read_report(int fd, int report[2])
+{
+    size_t got = 0;
+    report[0] = report[1] = 0;
+    while (got < 2 * sizeof(int)) {
+        ssize_t n = read(fd, (char *)report + got, 2 * sizeof(int) - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    return 0;
 }
 
 int sh_run(const sh_ctx_t *ctx, const sh_run_spec_t *spec, sh_run_result_t *res, sh_error_t *err)
 {
     int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, st_p[2] = {-1, -1};
-    int devnull = -1, rc = -1, report[2], spawn_errno;
-    char parent[24];
-    char *argv[7];
-    char **envp = NULL;
+    int rc = -1, report[2], fds[3], sent;
+    char *argv[4];
+    char **envp = NULL, *payload = NULL;
     uint8_t *buf = NULL;
     child_state_t ch;
-    const char *where;
-    size_t got = 0;
-    pid_t pid = -1;
+    size_t payload_len = 0;
 
     memset(&ch, 0, sizeof ch);
     pthread_once(&supervisor_once, find_supervisor);
@@ -537,17 +701,19 @@ int sh_run(const sh_ctx_t *ctx, const sh_run_spec_t *spec, sh_run_result_t *res,
         return -1;
     }
 
-    snprintf(parent, sizeof parent, "%ld", (long)getpid());
-    argv[0] = supervisor_path;
-    argv[1] = parent;
-    argv[2] = (char *)spec->workspace;
-    argv[3] = (char *)"/bin/sh";
-    argv[4] = (char *)"-c";
-    argv[5] = (char *)spec->cmd;
-    argv[6] = NULL;
+    argv[0] = (char *)"/bin/sh";
+    argv[1] = (char *)"-c";
+    argv[2] = (char *)spec->cmd;
+    argv[3] = NULL;
     envp = build_envp(spec);
     buf = (uint8_t *)malloc(SH_CHUNK);
-    if (envp == NULL || buf == NULL) {
+    if (envp != NULL)
+        payload = start_payload(spec->workspace, argv, envp, &payload_len);
+    if (payload == NULL && payload_len > SUP_MAX_PAYLOAD) {
+        too_big_error(err, spec);
+        goto out;
+    }
+    if (envp == NULL || buf == NULL || payload == NULL) {
         sh_err_set(err, "out_of_memory", NULL, "out of memory preparing the step's process");
         goto out;
     }
@@ -558,54 +724,37 @@ int sh_run(const sh_ctx_t *ctx, const sh_run_spec_t *spec, sh_run_result_t *res,
                     "cannot create pipes for the step's output", "");
         goto out;
     }
-    if (st_p[1] < 4) { /* see spawn_supervisor */
-        int moved = fcntl(st_p[1], F_DUPFD_CLOEXEC, 4);
-        if (moved < 0) {
-            spawn_error(err, errno, "raise `ulimit -n` or lower --parallelism",
-                        "cannot create pipes for the step's output", "");
-            goto out;
-        }
-        close_fd(&st_p[1]);
-        st_p[1] = moved;
-    }
-    devnull = raise_fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
-    if (devnull < 0) {
-        spawn_error(err, errno, "check that /dev/null exists and is readable",
-                    "cannot open /dev/null for the step's standard input", "");
-        goto out;
-    }
-    spawn_errno = spawn_supervisor(&pid, argv, envp, devnull, out_p[1], err_p[1], st_p[1], &where);
+    fds[0] = out_p[1];
+    fds[1] = err_p[1];
+    fds[2] = st_p[1];
+    sent = request(SUP_START, payload, payload_len, fds, 3);
+    /* the server holds its own copies now: the pipes close when the step's processes close them */
     close_fd(&out_p[1]);
     close_fd(&err_p[1]);
     close_fd(&st_p[1]);
-    close_fd(&devnull);
-    if (spawn_errno == E2BIG) { /* the supervisor carries the same command and environment */
-        too_big_error(err, spec);
+    if (sent != 0) {
+        spawn_error(err, sent,
+                    retryable_errno(sent) ? "the system is out of processes or memory: lower --parallelism or retry"
+                                          : "reinstall hm: the shell runner's helper program cannot run",
+                    "cannot start the step's supervisor ", supervisor_path);
         goto out;
     }
-    if (spawn_errno != 0) {
-        spawn_error(err, spawn_errno,
-                    retryable_errno(spawn_errno) ? "the system is out of processes or memory: lower --parallelism or retry"
-                                                 : "reinstall hm: the shell runner's helper program cannot run",
-                    where, strncmp(where, "cannot start", 12) == 0 ? supervisor_path : "");
-        goto out;
-    }
-    ch.pid = pid;
 
-    /* The supervisor's first message: STARTED, or why the shell could not start. */
-    while (got < sizeof report) {
-        ssize_t n = read(st_p[0], (char *)report + got, sizeof report - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
+    /* The supervisor's pid first (or why the server could not fork one), then
+     * STARTED or why the shell could not start. */
+    if (read_report(st_p[0], report) != 0 || report[0] != MSG_SUPERVISOR) {
+        int e = report[0] == STAGE_SETUP ? report[1] : ECHILD;
+        spawn_error(err, e, retryable_errno(e) ? "the system is out of processes or memory: lower --parallelism or retry" : NULL,
+                    "cannot start the step's supervisor", "");
+        goto out;
     }
-    if (got != sizeof report || report[0] != MSG_STARTED) {
-        int e = got == sizeof report ? report[1] : ECHILD;
+    ch.pid = (pid_t)report[1];
+    if (read_report(st_p[0], report) != 0 || report[0] != MSG_STARTED) {
+        int got = report[0] != MSG_SUPERVISOR && report[0] >= STAGE_SETUP && report[0] <= STAGE_EXEC;
+        int e = got ? report[1] : ECHILD;
         signal_group(ch.pid, SIGKILL);
         reap_child(&ch);
-        if (got != sizeof report)
+        if (!got)
             report[0] = STAGE_SETUP;
         if (report[0] == STAGE_CHDIR)
             spawn_error(err, e, "the workspace directory must exist and be searchable by this user",
@@ -633,7 +782,7 @@ out:
     close_fd(&err_p[1]);
     close_fd(&st_p[0]);
     close_fd(&st_p[1]);
-    close_fd(&devnull);
+    free(payload);
     free(buf);
     free_envp(envp);
     return rc;
