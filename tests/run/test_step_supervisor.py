@@ -47,3 +47,15 @@ def test_a_killed_supervisor_server_ends_its_steps_and_the_next_step_gets_a_new_
     assert done["after"]["status"] == "succeeded"
     assert evs[-1]["kind"] == "build_finished" and evs[-1]["exit_code"] == 1
     assert wait_gone(shell, 5), "the step's shell outlived its supervisor's server"
+
+
+def test_a_command_too_long_for_exec_is_a_clear_spawn_error(tmp_path: Path) -> None:
+    # It travels to the server whole; execve then refuses it (one argument <= 128 KiB on Linux).
+    project = Project(tmp_path / "p").pipeline(f'step("big", "echo {"x" * 200_000}")\nstep("small", "echo ok")')
+    result, evs = project.run_json("--keep-going")
+    done = finished(evs)
+    assert done["big"]["status"] == "error"
+    assert "Argument list too long (command of 200005 bytes)" in done["big"]["message"]
+    assert "put a long script in a file" in done["big"]["message"]
+    assert done["small"]["status"] == "succeeded"
+    assert result.returncode != 0
