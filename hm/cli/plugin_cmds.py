@@ -58,6 +58,7 @@ def record_to_json(rec: PluginRecord, registry: Registry) -> dict[str, Any]:
         "name": rec.name,
         "version": rec.manifest.version if rec.manifest else None,
         "status": _status(rec),
+        "kind": rec.kind,
         "path": str(rec.path),
         "origin": rec.origin,
         "abi": f"{rec.abi[0]}.{rec.abi[1]}" if rec.abi else None,
@@ -103,7 +104,7 @@ def _print_table(registry: Registry, missing: list[UnavailablePlugin]) -> None:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("NAME", "VERSION", "ABI", "STATUS", "ORIGIN", "ISOLATION", "PROVIDES"):
+    for col in ("NAME", "VERSION", "KIND", "ABI", "STATUS", "ORIGIN", "ISOLATION", "PROVIDES"):
         table.add_column(col)
     for rec in registry.records:
         provides = "; ".join(describe_capability(c) for c in rec.manifest.capabilities) if rec.manifest else ""
@@ -112,6 +113,7 @@ def _print_table(registry: Registry, missing: list[UnavailablePlugin]) -> None:
         table.add_row(
             safe(rec.name),
             safe(rec.manifest.version) if rec.manifest else "-",
+            rec.kind,
             f"{rec.abi[0]}.{rec.abi[1]}" if rec.abi else "-",
             f"[{style}]{status}[/]" if style else status,
             rec.origin,
@@ -119,7 +121,9 @@ def _print_table(registry: Registry, missing: list[UnavailablePlugin]) -> None:
             safe(provides),
         )
     for u in missing:
-        table.add_row(u.name, "-", "-", "[yellow]unavailable[/]", "bundled", "-", f"runner {', '.join(u.runners)}")
+        table.add_row(
+            u.name, "-", "native", "-", "[yellow]unavailable[/]", "bundled", "-", f"runner {', '.join(u.runners)}"
+        )
     output.stdout.print(table)
     for u in missing:
         output.stderr.print(f"note: {safe(u.what)}; {safe(u.hint)}")
@@ -169,7 +173,9 @@ def _print_info(rec: PluginRecord, registry: Registry) -> None:
         out.print(safe(m.description))
     out.print(f"path:      {safe(rec.path)}")
     out.print(f"origin:    {rec.origin}")
-    out.print(f"abi:       {f'{rec.abi[0]}.{rec.abi[1]}' if rec.abi else 'unknown'}")
+    out.print(f"kind:      {rec.kind}")
+    version = f"{rec.abi[0]}.{rec.abi[1]}" if rec.abi else "unknown"
+    out.print(f"protocol:  {version} (stdio)" if rec.kind == "stdio" else f"abi:       {version}")
     out.print(f"status:    {_status(rec)}")
     out.print(f"isolation: {registry.isolation(rec)} (from {registry.policy.source(rec.name)})")
     if m and m.requires_hm:
