@@ -67,8 +67,9 @@ class Plugin:
 
     @property
     def isolation(self) -> str:
-        """``in-process`` or ``process``."""
-        return self.transport.kind
+        """``in-process`` or ``process``: whether a call can be stopped without hm
+        (a worker's and a stdio plugin's can; the transport's ``kind`` says which)."""
+        return "in-process" if self.transport.kind == "in-process" else "process"
 
     def context(self, op: str, services: HostServices, step_key: str | None = None) -> CallContext:
         """The context of a call to this plugin (for callers that use the transport directly)."""

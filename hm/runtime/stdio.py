@@ -31,7 +31,7 @@ from hm import __version__, child_process
 from hm.errors import PluginLoadError
 from hm.runtime import host_calls
 from hm.runtime.calls import CallContext
-from hm.runtime.stdio_descriptor import Descriptor, read_descriptor
+from hm.runtime.stdio_descriptor import Descriptor, read_descriptor, stem_of
 from hm.runtime.stdio_protocol import (
     OP_METHODS,
     PROTOCOL_MAJOR,
@@ -170,7 +170,8 @@ class StdioProcess(WorkerProcess):
         return self.facts
 
     def _load_error(self, what: str, hint: str, *, stage: str) -> PluginLoadError:
-        return PluginLoadError(what, path=self.path, plugin=self.name, hint=hint, stage=stage)
+        plugin = self.name or stem_of(self.descriptor.path)  # named after the plugin by convention
+        return PluginLoadError(what, path=self.path, plugin=plugin, hint=hint, stage=stage)
 
     def _handshake_answer(self, deadline: float, timeout: float) -> dict[str, Any]:
         """The plugin's answer to ``initialize``, which must be its first message."""
@@ -386,7 +387,7 @@ class StdioProcess(WorkerProcess):
 
     def _broken(self, what: str) -> None:
         log.error("%s: it broke the stdio protocol (%s); stopping it", self.label, what)
-        self.kill(f"it broke the stdio protocol: {what}")
+        self.kill(f"it broke the stdio protocol ({what})")
         self._on_death()
 
 

@@ -82,7 +82,9 @@ class Descriptor:
         return [found, *self.command[1:]]
 
     def error(self, what: str, hint: str, *, where: str | None = None) -> PluginLoadError:
-        return PluginLoadError(what, path=str(self.path), where=where, hint=hint, stage="open")
+        return PluginLoadError(
+            what, path=str(self.path), plugin=stem_of(self.path), where=where, hint=hint, stage="open"
+        )
 
 
 def _toml_error(path: Path, text: str, exc: tomllib.TOMLDecodeError) -> PluginLoadError:

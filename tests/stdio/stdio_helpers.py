@@ -15,6 +15,10 @@ from conftest import ROOT
 sys.path.insert(0, str(ROOT / "tests" / "isolation"))
 sys.path.insert(0, str(ROOT / "tests" / "run"))
 
+from iso_helpers import RunTrace, events
+
+__all__ = ["STDIO", "RunTrace", "descriptor", "events", "stdio_env", "write_pipeline"]
+
 STDIO = ROOT / "fixtures" / "stdio"
 
 
