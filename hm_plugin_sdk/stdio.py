@@ -37,7 +37,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 __all__ = ["PROTOCOL_VERSION", "Call", "Failure", "HostError", "Plugin"]
@@ -268,38 +268,61 @@ class Plugin:
     # -- serving ----------------------------------------------------------------------
     def serve(self) -> None:
         """Answer hm until it closes stdin. stdout becomes the protocol's alone:
-        ``print`` and ``sys.stdout`` write to stderr from here on."""
+        ``print`` and ``sys.stdout`` write to stderr from here on.
+
+        Reading is leader/follower: one thread reads a line; when it is a call,
+        the next idle thread takes over reading and this one runs the handler
+        at once (no hand-off to another thread, which would cost more than the
+        call), so calls run concurrently and a ``$/cancel`` or the answer to a
+        host-API request is read while handlers run."""
         protocol_fd = os.dup(1)
         os.dup2(2, 1)
         sys.stdout = sys.stderr
         self._wire = _Wire(protocol_fd)
-        pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="hm-call")
-        stdin = os.fdopen(os.dup(0), "rb")
-        for line in stdin:
-            if not line.strip():
-                continue
-            try:
-                message = json.loads(line)
-            except ValueError:
-                print(f"hm_plugin_sdk: not JSON from hm: {line[:80]!r}", file=sys.stderr)
-                continue
-            method = message.get("method")
-            if method is None:
-                self._on_reply(message)
-            elif method == "$/cancel":
-                call = self._calls.get((message.get("params") or {}).get("id"))
-                if call is not None:
-                    call.cancelled.set()
-            elif method == "initialize":
-                self._on_initialize(message)
-            elif method == "shutdown":
-                self._wire.send({"jsonrpc": "2.0", "id": message.get("id"), "result": None})
-            elif "id" in message:
-                call = Call(self, message["id"])
-                self._calls[call.id] = call
-                pool.submit(self._run, call, method, message.get("params") or {})
-        self._wire.flush()
-        os._exit(0)  # hm is gone or done: calls still running end with the process
+        self._stdin = os.fdopen(os.dup(0), "rb")
+        self._read_lock = threading.Lock()
+        self._idle = 0
+        self._follow()
+
+    def _follow(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            with self._read_lock:
+                with self._lock:
+                    self._idle -= 1
+                line = self._stdin.readline()
+            if not line:
+                self._wire.flush()
+                os._exit(0)  # hm is gone or done: calls still running end with the process
+            if line.strip():
+                self._handle(line)
+
+    def _handle(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            print(f"hm_plugin_sdk: not JSON from hm: {line[:80]!r}", file=sys.stderr)
+            return
+        method = message.get("method")
+        if method is None:
+            self._on_reply(message)
+        elif method == "$/cancel":
+            call = self._calls.get((message.get("params") or {}).get("id"))
+            if call is not None:
+                call.cancelled.set()
+        elif method == "initialize":
+            self._on_initialize(message)
+        elif method == "shutdown":
+            self._wire.send({"jsonrpc": "2.0", "id": message.get("id"), "result": None})
+        elif "id" in message:
+            call = Call(self, message["id"])
+            self._calls[call.id] = call
+            with self._lock:
+                spare = self._idle > 0
+            if not spare:  # someone must read while this thread runs the handler
+                threading.Thread(target=self._follow, name="hm-call", daemon=True).start()
+            self._run(call, method, message.get("params") or {})
 
     def _on_initialize(self, message: dict[str, Any]) -> None:
         host = str((message.get("params") or {}).get("protocol_version", "0.0"))

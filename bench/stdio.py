@@ -1,0 +1,136 @@
+"""What a stdio plugin costs (issue 12), against baselines measured in the same run.
+
+Calls (medians of R repeats of N calls each), all ``on_hook_event`` of one
+``build_started`` that the plugin answers ``continue`` without doing anything:
+  in-process    the noop-executor fixture, loaded into hm
+  worker        the same library in ``hm-worker`` (``--isolate``)
+  stdio         the py-all fixture: Python, written with hm_plugin_sdk.stdio,
+                JSON-RPC over its stdin and stdout
+
+Logs: ``hm run --format json`` of one step whose stdio runner (py-all,
+``lines L``) emits L lines through ``emit_step_log``, stdout to /dev/null; lines
+per second of the whole command, against the same number of lines from the
+native crashy-runner fixture in process.
+
+Targets (issue 12): a stdio call <= 100 us; >= 100k lines/s from a stdio plugin.
+
+    python bench/stdio.py [--calls N] [--repeats R] [--lines L]
+
+:func:`rows` returns the measurements for a suite (``python -m bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SUFFIX = {"darwin": ".dylib", "win32": ".dll"}.get(sys.platform, ".so")
+FIXTURES = ROOT / "build" / "fixtures"
+STDIO_FIXTURE = ROOT / "fixtures" / "stdio" / "py-all" / "py-all.plugin.toml"
+
+
+def per_call_us(fn: Callable[[], object], calls: int, repeats: int) -> float:
+    for _ in range(min(calls, 1000)):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        samples.append((time.perf_counter() - start) / calls * 1e6)
+    return statistics.median(samples)
+
+
+def log_rate(lines: int, repeats: int, *, stdio: bool) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        (project / ".hm").mkdir()
+        runner, cmd, plugin = (
+            ("py-all", f"lines {lines}", STDIO_FIXTURE)
+            if stdio
+            else ("crashy", f"flood {lines}", FIXTURES / f"crashy-runner{SUFFIX}")
+        )
+        (project / ".hm" / "pipeline.py").write_text(
+            "from hm.dsl import pipeline, step\n\n\n@pipeline('b')\ndef p():\n"
+            f"    step('flood', {cmd!r}, runner={runner!r})\n"
+        )
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "HM_PLUGIN_PATH": str(plugin), "HM_HOME": str(project / "home")}
+        command = [sys.executable, "-m", "hm", "run", "--format", "json"]
+        subprocess.run(command, cwd=project, env=env, stdout=subprocess.DEVNULL, check=True)  # fills the cache
+        rates = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run(command, cwd=project, env=env, stdout=subprocess.DEVNULL, check=True)
+            rates.append(lines / (time.perf_counter() - start))
+        return statistics.median(rates)
+
+
+def rows(calls: int = 5000, repeats: int = 7, lines: int = 500_000) -> list[tuple[str, float, str]]:
+    """``(what, value, note)`` per measurement: call medians in µs, log rates in lines/s."""
+    from hm.runtime import HostServices, open_plugin
+    from hm_plugin_sdk.protocol import BuildStarted, HookEvent
+
+    services = HostServices()
+    event = HookEvent(
+        phase="after", event=BuildStarted(run_id="r", ts="2026-01-01T00:00:00.000Z", pipeline="p", steps=1)
+    )
+    native = FIXTURES / f"noop-executor{SUFFIX}"
+    in_process = open_plugin(native)
+    worker = open_plugin(native, isolation="process")
+    stdio = open_plugin(STDIO_FIXTURE)
+    try:
+        inproc_us = per_call_us(lambda: in_process.on_hook_event(event, services), calls, repeats)
+        worker_us = per_call_us(lambda: worker.on_hook_event(event, services), calls, repeats)
+        stdio_us = per_call_us(lambda: stdio.on_hook_event(event, services), calls, repeats)
+    finally:
+        worker.transport.close()
+        stdio.transport.close()
+    log_repeats = max(3, repeats // 2)
+    native_rate = log_rate(lines, log_repeats, stdio=False)
+    stdio_rate = log_rate(lines, log_repeats, stdio=True)
+    return [
+        ("in-process no-op call (us)", inproc_us, "baseline"),
+        ("worker no-op call (us)", worker_us, f"{worker_us / inproc_us:.1f}x in-process"),
+        (
+            "stdio no-op call, Python helper (us)",
+            stdio_us,
+            f"{stdio_us / worker_us:.1f}x worker, {stdio_us / inproc_us:.0f}x in-process; "
+            f"target <= 100 us: {'met' if stdio_us <= 100 else 'NOT met'}",
+        ),
+        ("step logs, native in process (lines/s)", native_rate, "baseline"),
+        (
+            "step logs, stdio Python helper (lines/s)",
+            stdio_rate,
+            f"{stdio_rate / native_rate:.2f}x native; target >= 100k: {'met' if stdio_rate >= 100_000 else 'NOT met'}",
+        ),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--lines", type=int, default=500_000)
+    args = parser.parse_args()
+    if not (FIXTURES / f"noop-executor{SUFFIX}").exists():
+        print("build/fixtures is missing: run `python build.py` first", file=sys.stderr)
+        return 2
+    for what, value, note in rows(args.calls, args.repeats, args.lines):
+        shown = f"{value:10.1f}" if value < 10_000 else f"{value / 1000:9.0f}k"
+        print(f"{what:42} median {shown}  {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
