@@ -23,6 +23,7 @@ __all__ = [
     "OP_METHODS",
     "PROTOCOL_MAJOR",
     "PROTOCOL_MINOR",
+    "STDIO_PROTOCOL",
     "RpcCode",
     "b64decode",
     "b64encode",
@@ -32,6 +33,8 @@ __all__ = [
 
 PROTOCOL_MAJOR: Final = 1
 PROTOCOL_MINOR: Final = 0
+#: ``(major, minor)``, for messages outside the runtime.
+STDIO_PROTOCOL: Final = (PROTOCOL_MAJOR, PROTOCOL_MINOR)
 #: The longest line either side may send, newline excluded.
 MAX_LINE: Final = MAX_MESSAGE_BYTES
 
