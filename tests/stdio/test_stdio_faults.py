@@ -116,3 +116,35 @@ def test_a_stray_print_goes_to_the_log_not_the_protocol(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert [e["line"] for e in events(result.stdout) if e["kind"] == "step_log"] == ["printed"]
     assert "py-all: a stray print from py-all" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "cause"),
+    [("before:exit:step_started", "exited with status 3"), ("before:hang:step_started", "did not answer")],
+    ids=["crash", "hang"],
+)
+def test_a_before_hook_that_crashes_or_hangs_fails_closed(spec: str, cause: str, tmp_path: Path) -> None:
+    root = write_pipeline(tmp_path / "p", 'a = step("a", "echo a")\nstep("b", "echo b", builds_in=a)')
+    trace = RunTrace(tmp_path)
+    env = {**stdio_env("hooky", extra={"HM_STDIO_HOOK": spec, "HM_KILL_GRACE_SECONDS": "1"}), **trace.env}
+    result = run_hm("run", "--format", "json", cwd=root, env=env)
+    assert result.returncode == 6, result.stderr
+    evs = events(result.stdout)
+    last = evs[-1]
+    assert last["kind"] == "build_finished" and last["status"] == "aborted"
+    assert f"plugin hooky ({descriptor('hooky')}): {cause}" in last["message"]
+    assert "fail closed" in last["message"] and cause in last["message"]
+    assert {e["step_key"]: e["status"] for e in evs if e["kind"] == "step_finished"} == {"a": "skipped", "b": "skipped"}
+    trace.assert_clean()
+
+
+def test_an_after_hook_that_crashes_is_a_warning_and_the_run_succeeds(tmp_path: Path) -> None:
+    root = write_pipeline(tmp_path / "p", 'step("a", "echo a")')
+    trace = RunTrace(tmp_path)
+    env = {**stdio_env("hooky", extra={"HM_STDIO_HOOK": "after:exit:build_finished"}), **trace.env}
+    result = run_hm("run", "--format", "json", cwd=root, env=env)
+    assert result.returncode == 0, result.stderr
+    assert events(result.stdout)[-1]["kind"] == "build_finished"
+    (line,) = [line for line in result.stderr.splitlines() if "hooky" in line and "exited with status 3" in line]
+    assert str(descriptor("hooky")) in line
+    trace.assert_clean()
