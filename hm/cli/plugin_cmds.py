@@ -66,7 +66,7 @@ def record_to_json(rec: PluginRecord, registry: Registry) -> dict[str, Any]:
         "error": rec.error.to_dict() if rec.error else None,
         "shadowed_by": str(rec.shadowed_by) if rec.shadowed_by else None,
         "isolation": registry.isolation(rec),
-        "isolation_from": registry.policy.source(rec.name),
+        "isolation_from": "stdio" if rec.kind == "stdio" else registry.policy.source(rec.name),
     }
 
 
@@ -177,7 +177,10 @@ def _print_info(rec: PluginRecord, registry: Registry) -> None:
     version = f"{rec.abi[0]}.{rec.abi[1]}" if rec.abi else "unknown"
     out.print(f"protocol:  {version} (stdio)" if rec.kind == "stdio" else f"abi:       {version}")
     out.print(f"status:    {_status(rec)}")
-    out.print(f"isolation: {registry.isolation(rec)} (from {registry.policy.source(rec.name)})")
+    if rec.kind == "stdio":
+        out.print("isolation: stdio (a process of its own, whatever the isolation settings)")
+    else:
+        out.print(f"isolation: {registry.isolation(rec)} (from {registry.policy.source(rec.name)})")
     if m and m.requires_hm:
         out.print(f"requires:  hm {safe(m.requires_hm)}")
     if rec.shadowed_by:
