@@ -167,6 +167,8 @@ class _CheckRunner:
         self.timeout = timeout
         #: A stdio plugin: its own load and header checks (hm.check.stdio_checks).
         self.checks = {**CHECKS, **STDIO_CHECKS} if stdio else CHECKS
+        #: What runs the plugin, for messages: a stdio plugin is its own process.
+        self.process = "process" if stdio else "worker process"
         # A Rust plugin's panic message is enough for the report; symbolising a
         # backtrace per panic would make the repeated-call checks crawl.
         self.env = {**os.environ, "RUST_BACKTRACE": "0"}
@@ -194,7 +196,7 @@ class _CheckRunner:
             verdict = Verdict(
                 "failed",
                 f"{_crash(exc.what)} while {target.doing}: expected the plugin to answer "
-                f"every call, but it took its worker process down{hint}",
+                f"every call, but it took its {self.process} down{hint}",
             )
         except PluginCallAbandoned:
             verdict = self._hung(target)
@@ -203,7 +205,7 @@ class _CheckRunner:
                 verdict = Verdict(
                     "failed",
                     f"{_crash(err.what)} while {target.doing}: expected the plugin to "
-                    f"answer every call, but it took its worker process down{hint}",
+                    f"answer every call, but it took its {self.process} down{hint}",
                 )
             elif err.stage == "hung":
                 verdict = self._hung(target)
@@ -218,7 +220,7 @@ class _CheckRunner:
         return Verdict(
             "failed",
             f"hung while {target.doing}: expected the check to finish within {self.timeout:g} s, but a call into "
-            "the plugin did not return, so its worker was stopped",
+            f"the plugin did not return, so its {self.process} was stopped",
         )
 
 
