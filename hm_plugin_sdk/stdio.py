@@ -141,11 +141,14 @@ class _Wire:
 class Call:
     """One call from hm, and the host API it may use while it runs."""
 
+    __slots__ = ("_plugin", "cancelled", "id")
+
     def __init__(self, plugin: Plugin, call_id: int) -> None:
         self._plugin = plugin
         self.id = call_id
-        #: Set when hm sent ``$/cancel`` for this call.
-        self.cancelled = threading.Event()
+        #: True once hm sent ``$/cancel`` for this call (a plain flag: an Event per
+        #: call would cost more than a no-op call's handler).
+        self.cancelled = False
 
     # -- notifications (one-way) ------------------------------------------------------
     def log(self, message: str, level: str | int = "info") -> None:
@@ -185,7 +188,7 @@ class Call:
 
     def should_cancel(self) -> bool:
         """Whether hm wants this call to stop (a ``$/cancel`` came, or hm says so)."""
-        if self.cancelled.is_set():
+        if self.cancelled:
             return True
         return bool(self._request("should_cancel", {})["cancelled"])
 
@@ -310,7 +313,7 @@ class Plugin:
         elif method == "$/cancel":
             call = self._calls.get((message.get("params") or {}).get("id"))
             if call is not None:
-                call.cancelled.set()
+                call.cancelled = True
         elif method == "initialize":
             self._on_initialize(message)
         elif method == "shutdown":

@@ -161,6 +161,8 @@ class WorkerProcess:
 
     #: How messages say that hm stopped the process.
     STOPPED = "its worker was stopped"
+    #: How long a caller looks for an answer before it sleeps (see _read_soon).
+    SPIN = SPIN
 
     def __init__(
         self,
@@ -450,7 +452,7 @@ class WorkerProcess:
         """What the worker sends within SPIN seconds, or None. An answer usually
         comes within microseconds; sleeping in poll() for it would add a wake-up,
         which costs tens of microseconds on an idle virtual CPU."""
-        deadline = time.perf_counter() + SPIN
+        deadline = time.perf_counter() + self.SPIN
         read, fd = os.read, self._rfd
         while True:
             try:
