@@ -127,6 +127,13 @@ class StdioProcess(WorkerProcess):
             does not answer in time.
         """
         d = self.descriptor
+        if d.protocol[0] != PROTOCOL_MAJOR:  # refused before anything runs, as the ABI major is
+            raise self._load_error(
+                f"its descriptor says it speaks stdio protocol {d.protocol[0]}.{d.protocol[1]}, "
+                f"this hm speaks {PROTOCOL_MAJOR}.x",
+                f"use a version of the plugin written for protocol {PROTOCOL_MAJOR}.x",
+                stage="header",
+            )
         argv = d.argv()
         env = {**os.environ, **d.env}
         # The Python helper (hm_plugin_sdk.stdio) is importable by any python3.

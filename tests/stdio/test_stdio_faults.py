@@ -18,6 +18,7 @@ AT_START = {
     "'Hello from a plugin that prints on stdout'",
     "hang-on-start": "did not answer initialize within 5 s and was stopped",
     "wrong-version": "speaks stdio protocol 2.0 while this hm speaks 1.x",
+    "future": "its descriptor says it speaks stdio protocol 2.0, this hm speaks 1.x",
     "missing-command": "its command './does-not-exist' does not exist",
     "not-executable": "its command './not-executable.sh' is not executable",
     "not-on-path": "its command 'hm-no-such-interpreter' is not on PATH",
