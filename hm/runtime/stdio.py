@@ -135,12 +135,12 @@ class StdioProcess(WorkerProcess):
                 stage="header",
             )
         argv = d.argv()
-        env = {**os.environ, **d.env}
+        env = {**os.environ, **d.env, "HM_PLUGIN_DIR": str(d.folder)}
         # The Python helper (hm_plugin_sdk.stdio) is importable by any python3.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (env.get("PYTHONPATH"), _SDK_ROOT)))
         try:
             self.proc = child_process.spawn(
-                argv, env=env, cwd=d.folder, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
         except OSError as exc:
             raise d.error(

@@ -2,7 +2,7 @@
 
 A descriptor says how to start the plugin and which protocol it speaks::
 
-    command = ["python3", "plugin.py"]   # argv; a relative path is the descriptor's folder
+    command = ["python3", "plugin.py"]   # argv; files of the descriptor's folder by their names
     protocol = "1.0"                     # the stdio protocol version it was written for
     [env]                                # optional: extra environment of the process
     LOG = "1"
@@ -55,14 +55,18 @@ class Descriptor:
 
     @property
     def folder(self) -> Path:
-        """Where the process starts (its working directory)."""
+        """The plugin's folder: where its files are (``HM_PLUGIN_DIR`` of its process)."""
         return self.path.parent
 
     def argv(self) -> list[str]:
-        """The command to run, its program found.
+        """The command to run: its program found, and each later word that names a
+        file of the plugin's folder made absolute. The process starts in hm's own
+        working directory, as a native plugin runs in hm's process, so a command's
+        relative paths mean what the user meant (``hm wc README.md``).
 
         :raises PluginLoadError: the program is missing or not executable.
         """
+        args = [str((self.folder / a).absolute()) if _is_file(self.folder / a) else a for a in self.command[1:]]
         program = self.command[0]
         if "/" in program:
             exe = (self.folder / program).absolute()
@@ -73,18 +77,25 @@ class Descriptor:
                     f"its command {program!r} is not executable ({exe})",
                     f"make it executable (`chmod +x {exe}`) or start it through an interpreter in `command`",
                 )
-            return [str(exe), *self.command[1:]]
+            return [str(exe), *args]
         found = shutil.which(program)
         if found is None:
             raise self.error(
                 f"its command {program!r} is not on PATH", f"install {program!r} or give its full path in `command`"
             )
-        return [found, *self.command[1:]]
+        return [found, *args]
 
     def error(self, what: str, hint: str, *, where: str | None = None) -> PluginLoadError:
         return PluginLoadError(
             what, path=str(self.path), plugin=stem_of(self.path), where=where, hint=hint, stage="open"
         )
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _toml_error(path: Path, text: str, exc: tomllib.TOMLDecodeError) -> PluginLoadError:
