@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DESCRIPTOR = """\
 # {{name}} — an hm plugin in Python, speaking the stdio protocol (docs/stdio-protocol.md).
-# hm starts this command in this folder when it first needs the plugin.
+# hm starts this command when it first needs the plugin (plugin.py: the file next to this one).
 command = ["python3", "plugin.py"]
 protocol = "1.0"
 """
