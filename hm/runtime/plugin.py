@@ -218,11 +218,12 @@ def _read_manifest(transport: Transport, services: HostServices | None, timeout:
         raise PluginLoadError(
             exc.what,
             path=shown,
+            plugin=exc.plugin,
             stage="crashed",
             hint="the plugin aborts or faults in its manifest function; report this to the plugin's author",
         ) from None
     except PluginCallAbandoned as exc:
-        raise PluginLoadError(exc.what, path=shown, stage="hung", hint=exc.hint) from None
+        raise PluginLoadError(exc.what, path=shown, plugin=exc.plugin, stage="hung", hint=exc.hint) from None
     except PluginOutputTooLarge as exc:
         raise _manifest_too_large(exc.size, shown) from None
     if status != Status.OK:

@@ -102,7 +102,8 @@ class StdioProcess(WorkerProcess):
     SPIN = 100e-6
 
     def __init__(self, descriptor: Descriptor, *, name: str | None = None, stderr_level: int = logging.WARNING) -> None:
-        super().__init__(str(descriptor.path), name=name, stderr_level=stderr_level)
+        # Named after its descriptor until its manifest names it (the convention).
+        super().__init__(str(descriptor.path), name=name or stem_of(descriptor.path), stderr_level=stderr_level)
         self.descriptor = descriptor
         self._scanned = 0
         self._ids = itertools.count(1)

@@ -17,6 +17,7 @@ AT_START = {
     "garbage-on-start": "broke the protocol while starting: a line on stdout that is not JSON: "
     "'Hello from a plugin that prints on stdout'",
     "hang-on-start": "did not answer initialize within 5 s and was stopped",
+    "hang-on-manifest": "did not answer manifest within 5 s; its process was stopped",
     "wrong-version": "speaks stdio protocol 2.0 while this hm speaks 1.x",
     "future": "its descriptor says it speaks stdio protocol 2.0, this hm speaks 1.x",
     "missing-command": "its command './does-not-exist' does not exist",
