@@ -1,13 +1,16 @@
 """examples/stdio-node: a plain Node plugin passes ``hm plugin check`` and does
-what its README says, as a command and as a runner."""
+what its README says, as a command and as a runner; and a Perl plugin written
+from docs/stdio-protocol.md alone (fixtures/stdio/perl-hello) works."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, run_hm
-from stdio_helpers import stdio_env, write_pipeline
+from stdio_helpers import descriptor, stdio_env, write_pipeline
 
 WC = ROOT / "examples" / "stdio-node" / "wc"
 
@@ -32,3 +35,17 @@ def test_the_node_example_counts_as_a_command_and_as_a_runner(tmp_path: Path) ->
     assert ran.returncode == 0, ran.stderr
     lines = [json.loads(x)["line"] for x in ran.stdout.splitlines() if '"step_log"' in x]
     assert lines == ["1 lines, 2 words, 4 bytes: data.txt"]
+
+
+@pytest.mark.skipif(shutil.which("perl") is None, reason="perl is not installed")
+def test_a_perl_plugin_written_from_the_protocol_doc_alone_works(tmp_path: Path) -> None:
+    desc = descriptor("perl-hello")
+    checked = run_hm("plugin", "check", str(desc), env=stdio_env(), timeout=300)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    env = stdio_env("perl-hello")
+    assert run_hm("perl-hello", "bob", env=env, cwd=tmp_path).stdout == "hello bob from perl (1)\n"
+    assert run_hm("perl-hello", "bob", env=env, cwd=tmp_path).stdout == "hello bob from perl (2)\n"
+    root = write_pipeline(tmp_path / "p", 'step("greet", "x", runner="perl-hello")')
+    ran = run_hm("run", "--format", "json", cwd=root, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert [json.loads(x)["line"] for x in ran.stdout.splitlines() if '"step_log"' in x] == ["perl says hello to greet"]
