@@ -56,7 +56,8 @@ step("archive", "archive", runner={name!r}, builds_in="base")
 
 @pytest.mark.parametrize("name", PLUGINS)
 def test_a_subcommand_writes_to_the_terminal_and_keeps_plugin_state(name: str, tmp_path: Path) -> None:
-    env = stdio_env(name)
+    trace = RunTrace(tmp_path)
+    env = {**stdio_env(name), **trace.env}
     first = run_hm(name, "bob", env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("hello bob count=1\n")
@@ -65,6 +66,7 @@ def test_a_subcommand_writes_to_the_terminal_and_keeps_plugin_state(name: str, t
     assert second.stdout.startswith("hello bob count=2\n")
     missing = run_hm(name, env=env, cwd=tmp_path)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    trace.assert_clean()
 
 
 @pytest.mark.parametrize("name", PLUGINS)
