@@ -346,6 +346,9 @@ class Plugin:
                 reply["error"] = {"code": -32601, "message": f"this plugin has no method {method!r}"}
         except Failure as exc:
             reply["error"] = {"code": -32000, "message": exc.error["message"], "data": exc.error}
+        except SystemExit as exc:  # sys.exit() in a handler ends the plugin, as exit() ends a native one
+            self._wire.flush()
+            os._exit(exc.code if isinstance(exc.code, int) else 1)
         except Exception as exc:
             traceback.print_exc()
             data = {"code": "exception", "message": f"{type(exc).__name__}: {exc}"}
