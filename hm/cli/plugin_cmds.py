@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -53,6 +54,19 @@ def _status(rec: PluginRecord) -> str:
     return "ok"
 
 
+def _command(rec: PluginRecord) -> list[str] | None:
+    """A stdio plugin's command as its descriptor gives it (None: native, or unreadable)."""
+    if rec.kind != "stdio":
+        return None
+    from hm.errors import PluginLoadError
+    from hm.runtime import read_descriptor
+
+    try:
+        return list(read_descriptor(rec.path).command)
+    except PluginLoadError:
+        return None
+
+
 def record_to_json(rec: PluginRecord, registry: Registry) -> dict[str, Any]:
     return {
         "name": rec.name,
@@ -60,6 +74,7 @@ def record_to_json(rec: PluginRecord, registry: Registry) -> dict[str, Any]:
         "status": _status(rec),
         "kind": rec.kind,
         "path": str(rec.path),
+        "command": _command(rec),
         "origin": rec.origin,
         "abi": f"{rec.abi[0]}.{rec.abi[1]}" if rec.abi else None,
         "manifest": msgspec.to_builtins(rec.manifest) if rec.manifest else None,
@@ -174,6 +189,9 @@ def _print_info(rec: PluginRecord, registry: Registry) -> None:
     out.print(f"path:      {safe(rec.path)}")
     out.print(f"origin:    {rec.origin}")
     out.print(f"kind:      {rec.kind}")
+    command = _command(rec)
+    if command is not None:
+        out.print(f"command:   {safe(shlex.join(command))} (in hm's working directory)")
     version = f"{rec.abi[0]}.{rec.abi[1]}" if rec.abi else "unknown"
     out.print(f"protocol:  {version} (stdio)" if rec.kind == "stdio" else f"abi:       {version}")
     out.print(f"status:    {_status(rec)}")

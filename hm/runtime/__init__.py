@@ -51,6 +51,7 @@ __all__ = [
     "open_transport",
     "plugin_suffix",
     "probe",
+    "read_descriptor",
     "read_project_config",
     "remove_plugin",
     "set_last_words",
@@ -96,6 +97,7 @@ _WHERE = {
     "Registry": "registry",
     "plugin_suffix": "discovery",
     "is_descriptor": "stdio_descriptor",
+    "read_descriptor": "stdio_descriptor",
     "STDIO_PROTOCOL": "stdio_protocol",
     "probe": "probe",
 }
@@ -132,7 +134,7 @@ if TYPE_CHECKING:
     from hm.runtime.plugin import Plugin, open_plugin, translate
     from hm.runtime.probe import probe
     from hm.runtime.registry import PluginRecord, Registry
-    from hm.runtime.stdio_descriptor import is_descriptor
+    from hm.runtime.stdio_descriptor import is_descriptor, read_descriptor
     from hm.runtime.stdio_protocol import STDIO_PROTOCOL
     from hm.runtime.transport import ISOLATIONS, Isolation, Op, Transport, open_transport
     from hm.runtime.unavailable import UnavailablePlugin, unavailable_bundled

@@ -40,6 +40,7 @@ def test_a_plugin_directory_is_listed_as_stdio_and_listing_again_starts_no_proce
     doc = {p["name"]: p for p in json.loads(again.stdout)["plugins"]}
     assert doc["py-all"]["kind"] == "stdio" and doc["py-all"]["isolation"] == "stdio"
     assert doc["py-all"]["path"] == str(folder / "py-all.plugin.toml")
+    assert doc["py-all"]["command"] == ["python3", "plugin.py"] and doc["shell"]["command"] is None
     assert doc["shell"]["kind"] == "native"
     assert starts.read_text() == "started\n", "the cached manifest was not used"
     # Editing the script is a change on disk, as rebuilding a library is.
@@ -49,6 +50,7 @@ def test_a_plugin_directory_is_listed_as_stdio_and_listing_again_starts_no_proce
     assert third.returncode == 0, third.stderr
     assert "py-all 1.3.0" in third.stdout and "kind:      stdio" in third.stdout
     assert "protocol:  1.0 (stdio)" in third.stdout
+    assert "command:   python3 plugin.py (in hm's working directory)" in third.stdout
     assert starts.read_text() == "started\nstarted\n"
 
 
