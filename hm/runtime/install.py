@@ -488,13 +488,18 @@ def install_plugin(
     :raises PluginLoadError: the library is not a valid plugin; nothing was installed (exit 4).
     """
     # 1. arguments: everything that can be refused without reading the source
-    if pin is None and not _SCHEME.match(source):
-        from hm.runtime.install_stdio import install_stdio, is_stdio_source
+    from hm.runtime.install_stdio import ARCHIVE_SUFFIXES, install_stdio, is_stdio_tree
 
-        if is_stdio_source(source):  # a plugin directory, its descriptor or an archive of it
-            return install_stdio(
-                source, scope=scope, start=start, force=force, cache=cache, probe_timeout=probe_timeout
+    if not _SCHEME.match(source) and is_stdio_tree(source):  # a stdio plugin's directory or descriptor
+        if pin is not None:
+            raise UsageError(
+                "--pin applies to a file or an https URL, not to a plugin directory",
+                where=_INSTALL,
+                hint="pin an archive of the directory (.tar.gz, .tgz or .zip), or drop --pin",
             )
+        return install_stdio(source, scope=scope, start=start, force=force, cache=cache, probe_timeout=probe_timeout)
+    # an archive of a stdio plugin is staged and pinned as a library is, then unpacked
+    archive = next((s for s in ARCHIVE_SUFFIXES if urllib.parse.urlsplit(source).path.endswith(s)), None)
     digest_pin = check_pin(pin)
     src = parse_source(source, digest_pin)
     start = start if start is not None else Path.cwd()
@@ -511,6 +516,17 @@ def install_plugin(
                 f"{source} does not match --pin: expected sha256 {digest_pin}, got sha256 {sha256}",
                 where=_INSTALL,
                 hint=f"the file is not the one the pin describes: check the pin and the source; {_NOTHING}",
+            )
+        if archive is not None:
+            staged_archive = staged.rename(staged.with_name(f"staged{archive}"))
+            return install_stdio(
+                str(staged_archive),
+                shown=source,
+                scope=scope,
+                start=start,
+                force=force,
+                cache=cache,
+                probe_timeout=probe_timeout,
             )
         # 4. validation in a child process
         result = probe(staged, shown_as=source, timeout=probe_timeout)

@@ -43,15 +43,16 @@ from hm.runtime.manifest_cache import ManifestCache, Outcome
 from hm.runtime.probe import PROBE_TIMEOUT, probe
 from hm.runtime.stdio_descriptor import DESCRIPTOR_SUFFIX, descriptor_key, is_descriptor
 
-__all__ = ["ARCHIVE_SUFFIXES", "descriptor_in", "install_stdio", "is_stdio_source", "tree_digest"]
+__all__ = ["ARCHIVE_SUFFIXES", "descriptor_in", "install_stdio", "is_stdio_tree", "remove_tree", "tree_digest"]
 
+#: What an archive of a stdio plugin's directory is called (a local file, or an https URL with --pin).
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 
 
-def is_stdio_source(source: str) -> bool:
-    """A local plugin directory, a descriptor, or an archive (by its name)."""
+def is_stdio_tree(source: str) -> bool:
+    """A local plugin directory or a descriptor in one."""
     path = Path(source).expanduser()
-    return path.is_dir() or is_descriptor(path) or (path.is_file() and source.endswith(ARCHIVE_SUFFIXES))
+    return path.is_dir() or (is_descriptor(path) and path.is_file())
 
 
 def descriptor_in(folder: Path, shown: str) -> Path:
@@ -91,7 +92,7 @@ def _stage(source: Path, shown: str, into: Path) -> Path:
             shutil.copytree(source, tree, ignore=shutil.ignore_patterns("__pycache__"))
         elif is_descriptor(source):
             shutil.copytree(source.parent, tree, ignore=shutil.ignore_patterns("__pycache__"))
-        elif shown.endswith(".zip"):
+        elif source.name.endswith(".zip"):
             with zipfile.ZipFile(source) as z:
                 for member in z.namelist():  # zipfile strips absolute paths and '..' itself; refuse them anyway
                     if member.startswith("/") or ".." in Path(member).parts:
@@ -141,13 +142,16 @@ def _existing(dest: Path, cache: ManifestCache) -> PluginFile | None:
 def install_stdio(
     source: str,
     *,
+    shown: str | None = None,
     scope: Scope = "user",
     start: Path | None = None,
     force: bool = False,
     cache: ManifestCache | None = None,
     probe_timeout: float = PROBE_TIMEOUT,
 ) -> InstallResult:
-    """Install the stdio plugin at ``source`` as ``<plugin folder>/<name>/``.
+    """Install the stdio plugin at ``source`` (a directory, a descriptor or an
+    archive, already pinned if it was downloaded) as ``<plugin folder>/<name>/``.
+    ``shown`` is what messages call the source (default: ``source``).
 
     :raises UsageError: bad arguments or something else in the way (exit 2).
     :raises PluginLoadError: the plugin does not start or answer its manifest; nothing was installed (exit 4).
@@ -156,12 +160,13 @@ def install_stdio(
     project_root = _require_project(start, _INSTALL) if scope == "project" else None
     cache = cache if cache is not None else ManifestCache()
     src = Path(source).expanduser()
+    given = shown or source
     sweep_stale()
     with _staging_folder() as tmp:
-        staged = _stage(src, source, tmp)
-        desc = descriptor_in(staged, source)
+        staged = _stage(src, given, tmp)
+        desc = descriptor_in(staged, given)
         sha256 = tree_digest(staged)
-        shown = str(src if is_descriptor(src) else (src / desc.name if src.is_dir() else f"{source}:{desc.name}"))
+        shown = str(src if is_descriptor(src) else (src / desc.name if src.is_dir() else f"{given}:{desc.name}"))
         result = probe(desc, shown_as=shown, timeout=probe_timeout)
         outcome = result.outcome
         if outcome.error is not None or outcome.manifest is None:
@@ -173,12 +178,12 @@ def install_stdio(
         dest = (folder / manifest.name).absolute()
         new = PluginFile(dest / desc.name, sha256, manifest, outcome.abi)
         previous = _existing(dest, cache)
-        status = _decide(previous, new, force=force, source=source, scope=scope)
+        status = _decide(previous, new, force=force, source=given, scope=scope)
         if status != "already_installed":
             _replace_tree(staged, dest)
     _record(cache, dest / desc.name, outcome)
     cache.save()
-    return _with_notes(InstallResult(status, scope, source, new, replaced=previous), start, cache)
+    return _with_notes(InstallResult(status, scope, given, new, replaced=previous), start, cache)
 
 
 def _replace_tree(staged: Path, dest: Path) -> None:

@@ -75,3 +75,23 @@ def test_installing_a_directory_that_is_not_a_plugin_installs_nothing(tmp_path: 
     assert result.returncode == 4
     assert "exited with status 4 while starting" in result.stderr and "nothing was installed" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_archive_is_pinned_like_a_library_and_a_zip_works_too(tmp_path: Path) -> None:
+    import hashlib
+    import zipfile
+
+    env = stdio_env()
+    assert run_hm("plugin", "new", "zipped", "--lang", "python", cwd=tmp_path).returncode == 0
+    archive = tmp_path / "zipped.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in (tmp_path / "zipped").iterdir():
+            z.write(path, path.name)  # the directory's contents, without the directory
+    wrong = run_hm("plugin", "install", str(archive), "--pin", "0" * 64, env=env)
+    assert wrong.returncode == 2 and "does not match --pin" in wrong.stderr
+    pin = hashlib.sha256(archive.read_bytes()).hexdigest()
+    right = run_hm("plugin", "install", str(archive), "--pin", pin, env=env)
+    assert right.returncode == 0, right.stderr
+    assert right.stdout.startswith("installed zipped 0.1.0 into the user plugin folder")
+    folder = run_hm("plugin", "install", str(tmp_path / "zipped"), "--pin", pin, env=env)
+    assert folder.returncode == 2 and "--pin applies to a file or an https URL" in folder.stderr
