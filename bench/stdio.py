@@ -6,6 +6,9 @@ Calls (medians of R repeats of N calls each), all ``on_hook_event`` of one
   worker        the same library in ``hm-worker`` (``--isolate``)
   stdio         the py-all fixture: Python, written with hm_plugin_sdk.stdio,
                 JSON-RPC over its stdin and stdout
+  pipe floor    one small write and read through ``cat``: a round trip between
+                two processes with no work at all (what the machine's
+                scheduler costs; on a busy VM it dominates both process calls)
 
 Logs: ``hm run --format json`` of one step whose stdio runner (py-all,
 ``lines L``) emits L lines through ``emit_step_log``, stdout to /dev/null; lines
@@ -40,16 +43,42 @@ FIXTURES = ROOT / "build" / "fixtures"
 STDIO_FIXTURE = ROOT / "fixtures" / "stdio" / "py-all" / "py-all.plugin.toml"
 
 
-def per_call_us(fn: Callable[[], object], calls: int, repeats: int) -> float:
-    for _ in range(min(calls, 1000)):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
+def per_call_us(fns: list[Callable[[], object]], calls: int, repeats: int) -> list[float]:
+    """The median µs per call of each of ``fns``, sampled in turns (one batch of
+    ``calls`` of each per round), so a shared machine's load drifting during the
+    run weighs on every baseline alike."""
+    for fn in fns:
+        for _ in range(min(calls, 1000)):
             fn()
-        samples.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(samples)
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, mine in zip(fns, samples, strict=True):
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            mine.append((time.perf_counter() - start) / calls * 1e6)
+    return [statistics.median(mine) for mine in samples]
+
+
+class _PipeFloor:
+    """One small write and read through ``cat``, the floor of a call to another process."""
+
+    def __init__(self) -> None:
+        self.cat = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        assert self.cat.stdin is not None and self.cat.stdout is not None
+        self.w, self.r = self.cat.stdin.fileno(), self.cat.stdout.fileno()
+        self.message = b"x" * 200  # about the size of a no-op call's JSON-RPC line
+
+    def __call__(self) -> None:
+        os.write(self.w, self.message)
+        got = 0
+        while got < len(self.message):
+            got += len(os.read(self.r, 4096))
+
+    def close(self) -> None:
+        assert self.cat.stdin is not None
+        self.cat.stdin.close()
+        self.cat.wait()
 
 
 def log_rate(lines: int, repeats: int, *, stdio: bool) -> float:
@@ -90,9 +119,18 @@ def rows(calls: int = 5000, repeats: int = 7, lines: int = 500_000) -> list[tupl
     worker = open_plugin(native, isolation="process")
     stdio = open_plugin(STDIO_FIXTURE)
     try:
-        inproc_us = per_call_us(lambda: in_process.on_hook_event(event, services), calls, repeats)
-        worker_us = per_call_us(lambda: worker.on_hook_event(event, services), calls, repeats)
-        stdio_us = per_call_us(lambda: stdio.on_hook_event(event, services), calls, repeats)
+        floor = _PipeFloor()
+        inproc_us, floor_us, worker_us, stdio_us = per_call_us(
+            [
+                lambda: in_process.on_hook_event(event, services),
+                floor,
+                lambda: worker.on_hook_event(event, services),
+                lambda: stdio.on_hook_event(event, services),
+            ],
+            calls,
+            repeats,
+        )
+        floor.close()
     finally:
         worker.transport.close()
         stdio.transport.close()
@@ -101,11 +139,12 @@ def rows(calls: int = 5000, repeats: int = 7, lines: int = 500_000) -> list[tupl
     stdio_rate = log_rate(lines, log_repeats, stdio=True)
     return [
         ("in-process no-op call (us)", inproc_us, "baseline"),
+        ("pipe round trip via cat (us)", floor_us, "the floor of any call to another process"),
         ("worker no-op call (us)", worker_us, f"{worker_us / inproc_us:.1f}x in-process"),
         (
             "stdio no-op call, Python helper (us)",
             stdio_us,
-            f"{stdio_us / worker_us:.1f}x worker, {stdio_us / inproc_us:.0f}x in-process; "
+            f"{stdio_us / worker_us:.1f}x worker, {stdio_us / floor_us:.1f}x the pipe floor; "
             f"target <= 100 us: {'met' if stdio_us <= 100 else 'NOT met'}",
         ),
         ("step logs, native in process (lines/s)", native_rate, "baseline"),
