@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from hm import __version__, child_process
+from hm import __version__, child_process, paths
 from hm.errors import PluginLoadError
 from hm.runtime import host_calls
 from hm.runtime.calls import CallContext
@@ -55,7 +55,8 @@ log = logging.getLogger("hm.plugin")
 #: Every capability: which ones a plugin serves is what its manifest says (a
 #: method it does not know is answered "method not found", i.e. unsupported).
 _ALL_OFFERS = 7
-_SDK_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+#: The folder holding hm_plugin_sdk (site-packages, or the checkout).
+_SDK_PARENT = Path(__file__).resolve().parent.parent.parent
 _mp_encode = msgspec.msgpack.Encoder().encode
 _mp_decode = msgspec.msgpack.Decoder().decode
 _FAILED = int(Status.ERR_FAILED)
@@ -138,7 +139,7 @@ class StdioProcess(WorkerProcess):
         argv = d.argv()
         env = {**os.environ, **d.env, "HM_PLUGIN_DIR": str(d.folder)}
         # The Python helper (hm_plugin_sdk.stdio) is importable by any python3.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, (env.get("PYTHONPATH"), _SDK_ROOT)))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (env.get("PYTHONPATH"), sdk_path())))
         try:
             self.proc = child_process.spawn(
                 argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -401,6 +402,26 @@ class StdioProcess(WorkerProcess):
         log.error("%s: it broke the stdio protocol (%s); stopping it", self.label, what)
         self.kill(f"it broke the stdio protocol ({what})")
         self._on_death()
+
+
+def sdk_path() -> str:
+    """A folder holding only ``hm_plugin_sdk`` (a link to hm's), for a plugin's
+    ``PYTHONPATH``: putting hm's whole site-packages there would shadow the
+    packages of the plugin's own Python with hm's. Falls back to that folder
+    where links cannot be made."""
+    real = _SDK_PARENT / "hm_plugin_sdk"
+    folder = paths.cache_dir() / "stdio-sdk"
+    link = folder / "hm_plugin_sdk"
+    try:
+        if link.resolve() != real:
+            folder.mkdir(parents=True, exist_ok=True)
+            fresh = folder / f".hm_plugin_sdk.{os.getpid()}"
+            fresh.unlink(missing_ok=True)
+            fresh.symlink_to(real, target_is_directory=True)
+            os.replace(fresh, link)  # atomic: another hm may be doing the same
+        return str(folder)
+    except OSError:
+        return str(_SDK_PARENT)
 
 
 def _initialize_params() -> dict[str, Any]:
