@@ -63,3 +63,23 @@ def test_a_runner_claimed_by_a_stdio_and_a_native_plugin_is_a_conflict(tmp_path:
     result = run_hm("plugin", "list", env=env)
     (line,) = [w for w in result.stderr.splitlines() if "runner 'noop' is claimed by" in w]
     assert f"other ({desc})" in line and f"noop-executor ({native})" in line
+
+
+def test_a_python_package_can_ship_a_stdio_plugin_through_an_entry_point(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    folder = site / "demo_pkg" / "plugins"
+    folder.mkdir(parents=True)
+    (site / "demo_pkg" / "__init__.py").write_text("raise RuntimeError('hm must not import the package')\n")
+    _stdio_plugin(folder / "x", "demo", "demo-runner")
+    for name in ("plugin.py", "demo.plugin.toml"):  # the descriptor sits in the entry point's folder
+        (folder / "x" / name).rename(folder / name)
+    dist = site / "demo_pkg-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[hm.plugins]\ndemo = demo_pkg.plugins:demo.plugin.toml\n")
+    env = stdio_env()
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(site)])
+    listed = json.loads(run_hm("plugin", "list", "--format", "json", env=env).stdout)
+    (rec,) = [p for p in listed["plugins"] if p["name"] == "demo"]
+    assert (rec["kind"], rec["origin"], rec["status"]) == ("stdio", "package", "ok")
+    assert rec["path"] == str(folder / "demo.plugin.toml")
