@@ -1,7 +1,7 @@
 """``python -m bench``: every benchmark of the host in one table, each against a
 baseline measured in the same run, with its target and whether it is met.
 
-    python -m bench [--quick] [--only steps,logs,startup,calls]
+    python -m bench [--quick] [--only steps,logs,startup,calls,stdio]
 
 ``--quick`` takes fewer repeats and smaller sizes (for a look, not for numbers to
 quote). The container and cache benchmarks need Podman and take minutes; they run
@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from bench import calls, logs, startup, steps
+from bench import calls, logs, startup, stdio, steps
 from bench.harness import Row, print_table
 
 SUITES: dict[str, tuple[Callable[[bool], list[Row]], str]] = {
@@ -23,6 +23,10 @@ SUITES: dict[str, tuple[Callable[[bool], list[Row]], str]] = {
     "logs": (lambda q: logs.rows(repeats=3 if q else 5, lines=200_000 if q else 1_000_000), "step output"),
     "startup": (lambda q: startup.rows(repeats=5 if q else 11), "start-up"),
     "calls": (lambda q: calls.rows(calls=5_000 if q else 20_000, repeats=5 if q else 9), "the call path"),
+    "stdio": (
+        lambda q: stdio.rows(calls=1_000 if q else 5_000, repeats=3 if q else 7, lines=100_000 if q else 500_000),
+        "stdio plugins",
+    ),
 }
 
 

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import msgspec
 
 from hm.check.checks import CHECKS, OLDER_HOST_SIZE, Target, Verdict
+from hm.check.stdio_checks import NOT_APPLICABLE, STDIO_CHECKS
 from hm.errors import PluginCallAbandoned, PluginCrashed, PluginLoadError
 from hm_plugin_sdk.protocol import PluginManifest
 
@@ -102,10 +103,13 @@ def run_suite(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> SuiteReport:
 
     Never raises for a bad library: every problem is a failed check.
     """
+    from hm.runtime import is_descriptor
+
     shown = str(path)
     report = SuiteReport(path=shown)
     path = path.absolute()
-    runner = _CheckRunner(path, timeout)
+    stdio = is_descriptor(path)
+    runner = _CheckRunner(path, timeout, stdio=stdio)
     for step in ("load", "header", "manifest"):
         result, data = runner.run(_Planned(step, step))
         report.checks.append(result)
@@ -124,10 +128,14 @@ def run_suite(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> SuiteReport:
     planned = [_Planned(_capability_name(c), f"capability:{i}") for i, c in enumerate(manifest.capabilities)]
     planned += [_Planned("free", "free"), _Planned("threads", "threads")]
     planned.append(_Planned("older-host", "older-host", _OLDER_HOST_HINT))
+    skipped = {p.name: NOT_APPLICABLE[p.name] for p in planned if stdio and p.name in NOT_APPLICABLE}
     workers = max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hm-check") as pool:
-        results = list(pool.map(runner.run, planned))
-    report.checks += [result for result, _data in results]
+        results = list(pool.map(runner.run, [p for p in planned if p.name not in skipped]))
+    ran = iter(result for result, _data in results)
+    report.checks += [
+        CheckResult(p.name, "skipped", skipped[p.name]) if p.name in skipped else next(ran) for p in planned
+    ]
     return report
 
 
@@ -154,9 +162,13 @@ def _manifest_from(data: dict[str, Any]) -> PluginManifest | None:
 class _CheckRunner:
     """Runs one check against its own workers and turns whatever happens into a CheckResult."""
 
-    def __init__(self, path: Path, timeout: float) -> None:
+    def __init__(self, path: Path, timeout: float, *, stdio: bool = False) -> None:
         self.path = path
         self.timeout = timeout
+        #: A stdio plugin: its own load and header checks (hm.check.stdio_checks).
+        self.checks = {**CHECKS, **STDIO_CHECKS} if stdio else CHECKS
+        #: What runs the plugin, for messages: a stdio plugin is its own process.
+        self.process = "process" if stdio else "worker process"
         # A Rust plugin's panic message is enough for the report; symbolising a
         # backtrace per panic would make the repeated-call checks crawl.
         self.env = {**os.environ, "RUST_BACKTRACE": "0"}
@@ -179,12 +191,12 @@ class _CheckRunner:
         target = Target(self.path, arg or None, deadline=time.monotonic() + self.timeout, options=self._options(name))
         hint = f"; {planned.hint}" if planned.hint else ""
         try:
-            verdict = CHECKS[name](target)
+            verdict = self.checks[name](target)
         except PluginCrashed as exc:
             verdict = Verdict(
                 "failed",
                 f"{_crash(exc.what)} while {target.doing}: expected the plugin to answer "
-                f"every call, but it took its worker process down{hint}",
+                f"every call, but it took its {self.process} down{hint}",
             )
         except PluginCallAbandoned:
             verdict = self._hung(target)
@@ -193,7 +205,7 @@ class _CheckRunner:
                 verdict = Verdict(
                     "failed",
                     f"{_crash(err.what)} while {target.doing}: expected the plugin to "
-                    f"answer every call, but it took its worker process down{hint}",
+                    f"answer every call, but it took its {self.process} down{hint}",
                 )
             elif err.stage == "hung":
                 verdict = self._hung(target)
@@ -208,7 +220,7 @@ class _CheckRunner:
         return Verdict(
             "failed",
             f"hung while {target.doing}: expected the check to finish within {self.timeout:g} s, but a call into "
-            "the plugin did not return, so its worker was stopped",
+            f"the plugin did not return, so its {self.process} was stopped",
         )
 
 

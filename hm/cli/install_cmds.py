@@ -33,7 +33,11 @@ def _start() -> Path:
 
 
 def install(
-    source: str = typer.Argument(..., help="A plugin library: a file path, or an https:// URL (needs --pin)."),
+    source: str = typer.Argument(
+        ...,
+        help="A plugin library (a file path, or an https:// URL: needs --pin), or a stdio plugin: its "
+        "directory, its NAME.plugin.toml or a .tar.gz/.tgz/.zip of the directory.",
+    ),
     pin: str | None = typer.Option(
         None, "--pin", metavar="SHA256", help="The SHA-256 the file must have (required for URLs)."
     ),

@@ -12,7 +12,9 @@ from hm.cli import output
 
 def new(
     name: str = typer.Argument(..., help="Plugin name: lowercase letters, digits and '-'."),
-    lang: Literal["c", "rust"] = typer.Option(..., "--lang", help="The plugin's language."),
+    lang: Literal["c", "rust", "python"] = typer.Option(
+        ..., "--lang", help="The plugin's language (python: a stdio plugin, nothing to build)."
+    ),
     capability: Literal["executor", "hook", "subcommand"] = typer.Option(
         "executor", "--capability", help="What the plugin does: a step runner, a lifecycle hook or a command."
     ),
@@ -26,9 +28,12 @@ def new(
     dest = directory or Path.cwd() / name
     project = create_project(dest, name, lang, capability)
     output.stdout.print(f"created {lang} {capability} plugin '{name}' in {project.path}", markup=False)
-    output.stdout.print(f"  build:  cd {project.path} && {project.build_command}", markup=False)
+    if project.build_command:
+        output.stdout.print(f"  build:  cd {project.path} && {project.build_command}", markup=False)
     output.stdout.print(f"  check:  hm plugin check {project.path / project.library}", markup=False)
-    output.stdout.print(f"  use:    hm plugin install {project.path / project.library}", markup=False)
+    # a stdio plugin is installed as its directory (descriptor and script together)
+    installed = project.path if lang == "python" else project.path / project.library
+    output.stdout.print(f"  use:    hm plugin install {installed}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -53,19 +54,34 @@ def _status(rec: PluginRecord) -> str:
     return "ok"
 
 
+def _command(rec: PluginRecord) -> list[str] | None:
+    """A stdio plugin's command as its descriptor gives it (None: native, or unreadable)."""
+    if rec.kind != "stdio":
+        return None
+    from hm.errors import PluginLoadError
+    from hm.runtime import read_descriptor
+
+    try:
+        return list(read_descriptor(rec.path).command)
+    except PluginLoadError:
+        return None
+
+
 def record_to_json(rec: PluginRecord, registry: Registry) -> dict[str, Any]:
     return {
         "name": rec.name,
         "version": rec.manifest.version if rec.manifest else None,
         "status": _status(rec),
+        "kind": rec.kind,
         "path": str(rec.path),
+        "command": _command(rec),
         "origin": rec.origin,
         "abi": f"{rec.abi[0]}.{rec.abi[1]}" if rec.abi else None,
         "manifest": msgspec.to_builtins(rec.manifest) if rec.manifest else None,
         "error": rec.error.to_dict() if rec.error else None,
         "shadowed_by": str(rec.shadowed_by) if rec.shadowed_by else None,
         "isolation": registry.isolation(rec),
-        "isolation_from": registry.policy.source(rec.name),
+        "isolation_from": "stdio" if rec.kind == "stdio" else registry.policy.source(rec.name),
     }
 
 
@@ -103,7 +119,7 @@ def _print_table(registry: Registry, missing: list[UnavailablePlugin]) -> None:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("NAME", "VERSION", "ABI", "STATUS", "ORIGIN", "ISOLATION", "PROVIDES"):
+    for col in ("NAME", "VERSION", "KIND", "ABI", "STATUS", "ORIGIN", "ISOLATION", "PROVIDES"):
         table.add_column(col)
     for rec in registry.records:
         provides = "; ".join(describe_capability(c) for c in rec.manifest.capabilities) if rec.manifest else ""
@@ -112,6 +128,7 @@ def _print_table(registry: Registry, missing: list[UnavailablePlugin]) -> None:
         table.add_row(
             safe(rec.name),
             safe(rec.manifest.version) if rec.manifest else "-",
+            rec.kind,
             f"{rec.abi[0]}.{rec.abi[1]}" if rec.abi else "-",
             f"[{style}]{status}[/]" if style else status,
             rec.origin,
@@ -119,7 +136,9 @@ def _print_table(registry: Registry, missing: list[UnavailablePlugin]) -> None:
             safe(provides),
         )
     for u in missing:
-        table.add_row(u.name, "-", "-", "[yellow]unavailable[/]", "bundled", "-", f"runner {', '.join(u.runners)}")
+        table.add_row(
+            u.name, "-", "native", "-", "[yellow]unavailable[/]", "bundled", "-", f"runner {', '.join(u.runners)}"
+        )
     output.stdout.print(table)
     for u in missing:
         output.stderr.print(f"note: {safe(u.what)}; {safe(u.hint)}")
@@ -169,9 +188,17 @@ def _print_info(rec: PluginRecord, registry: Registry) -> None:
         out.print(safe(m.description))
     out.print(f"path:      {safe(rec.path)}")
     out.print(f"origin:    {rec.origin}")
-    out.print(f"abi:       {f'{rec.abi[0]}.{rec.abi[1]}' if rec.abi else 'unknown'}")
+    out.print(f"kind:      {rec.kind}")
+    command = _command(rec)
+    if command is not None:
+        out.print(f"command:   {safe(shlex.join(command))} (in hm's working directory)")
+    version = f"{rec.abi[0]}.{rec.abi[1]}" if rec.abi else "unknown"
+    out.print(f"protocol:  {version} (stdio)" if rec.kind == "stdio" else f"abi:       {version}")
     out.print(f"status:    {_status(rec)}")
-    out.print(f"isolation: {registry.isolation(rec)} (from {registry.policy.source(rec.name)})")
+    if rec.kind == "stdio":
+        out.print("isolation: stdio (a process of its own, whatever the isolation settings)")
+    else:
+        out.print(f"isolation: {registry.isolation(rec)} (from {registry.policy.source(rec.name)})")
     if m and m.requires_hm:
         out.print(f"requires:  hm {safe(m.requires_hm)}")
     if rec.shadowed_by:

@@ -8,7 +8,8 @@ Internals, by job: ``discovery`` (where libraries are), ``probe`` and
 ``manifest_cache`` (reading manifests safely and once), ``registry`` (who claims
 what), ``transport`` (the seam), ``inprocess``/``loader``/``host_api`` (a library
 in hm's process), ``worker``/``worker_protocol`` (a library in a worker),
-``host_calls``/``host_services`` (what a plugin can ask of hm), ``calls``
+``stdio``/``stdio_protocol``/``stdio_descriptor`` (an executable speaking
+JSON-RPC), ``host_calls``/``host_services`` (what a plugin can ask of hm), ``calls``
 (handles), ``limits``, ``isolation``, ``install``.
 """
 
@@ -21,6 +22,7 @@ __all__ = [
     "CONFIG_FILE",
     "ISOLATIONS",
     "KILL_GRACE_SECONDS",
+    "STDIO_PROTOCOL",
     "WORKER_EXE",
     "CallContext",
     "HostServices",
@@ -42,12 +44,14 @@ __all__ = [
     "exit_expected",
     "folder_label",
     "install_plugin",
+    "is_descriptor",
     "kill_grace",
     "live_calls",
     "open_plugin",
     "open_transport",
     "plugin_suffix",
     "probe",
+    "read_descriptor",
     "read_project_config",
     "remove_plugin",
     "set_last_words",
@@ -92,6 +96,9 @@ _WHERE = {
     "PluginRecord": "registry",
     "Registry": "registry",
     "plugin_suffix": "discovery",
+    "is_descriptor": "stdio_descriptor",
+    "read_descriptor": "stdio_descriptor",
+    "STDIO_PROTOCOL": "stdio_protocol",
     "probe": "probe",
 }
 
@@ -127,6 +134,8 @@ if TYPE_CHECKING:
     from hm.runtime.plugin import Plugin, open_plugin, translate
     from hm.runtime.probe import probe
     from hm.runtime.registry import PluginRecord, Registry
+    from hm.runtime.stdio_descriptor import is_descriptor, read_descriptor
+    from hm.runtime.stdio_protocol import STDIO_PROTOCOL
     from hm.runtime.transport import ISOLATIONS, Isolation, Op, Transport, open_transport
     from hm.runtime.unavailable import UnavailablePlugin, unavailable_bundled
     from hm.runtime.vtable_check import VtableFacts, check_vtable

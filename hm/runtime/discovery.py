@@ -1,4 +1,9 @@
-"""Where plugin libraries are looked for, in order of precedence.
+"""Where plugins are looked for, in order of precedence.
+
+A plugin is a native library (``*.so``) or a stdio plugin's descriptor
+(``NAME.plugin.toml``, see :mod:`~hm.runtime.stdio_descriptor`), either directly
+in a plugin folder or in a plugin directory one level below it
+(``plugins/NAME/NAME.plugin.toml``, next to its script).
 
 1. the project's ``.hm/plugins/``
 2. each entry of ``HM_PLUGIN_PATH`` (directories or files, ``os.pathsep``-separated)
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from hm import paths
+from hm.runtime.stdio_descriptor import DESCRIPTOR_SUFFIX
 
 Origin = Literal["project", "env", "user", "package", "bundled"]
 
@@ -43,11 +49,27 @@ class Candidate:
     origin: Origin
 
 
+def _is_plugin_file(p: Path, suffix: str) -> bool:
+    return (p.suffix == suffix or p.name.endswith(DESCRIPTOR_SUFFIX)) and p.is_file()
+
+
 def _scan(directory: Path, origin: Origin) -> list[Candidate]:
     if not directory.is_dir():
         return []
     suffix = plugin_suffix()
-    return [Candidate(p.absolute(), origin) for p in sorted(directory.iterdir()) if p.suffix == suffix and p.is_file()]
+    found = []
+    for p in sorted(directory.iterdir()):
+        if _is_plugin_file(p, suffix):
+            found.append(Candidate(p.absolute(), origin))
+        elif p.is_dir() and not p.name.startswith("."):
+            # a plugin directory: its descriptor (a library there is its own business)
+            try:
+                found += [
+                    Candidate(d.absolute(), origin) for d in sorted(p.glob(f"*{DESCRIPTOR_SUFFIX}")) if d.is_file()
+                ]
+            except OSError:
+                continue
+    return found
 
 
 def _env_path(origin: Origin = "env") -> list[Candidate]:

@@ -488,6 +488,18 @@ def install_plugin(
     :raises PluginLoadError: the library is not a valid plugin; nothing was installed (exit 4).
     """
     # 1. arguments: everything that can be refused without reading the source
+    from hm.runtime.install_stdio import ARCHIVE_SUFFIXES, install_stdio, is_stdio_tree
+
+    if not _SCHEME.match(source) and is_stdio_tree(source):  # a stdio plugin's directory or descriptor
+        if pin is not None:
+            raise UsageError(
+                "--pin applies to a file or an https URL, not to a plugin directory",
+                where=_INSTALL,
+                hint="pin an archive of the directory (.tar.gz, .tgz or .zip), or drop --pin",
+            )
+        return install_stdio(source, scope=scope, start=start, force=force, cache=cache, probe_timeout=probe_timeout)
+    # an archive of a stdio plugin is staged and pinned as a library is, then unpacked
+    archive = next((s for s in ARCHIVE_SUFFIXES if urllib.parse.urlsplit(source).path.endswith(s)), None)
     digest_pin = check_pin(pin)
     src = parse_source(source, digest_pin)
     start = start if start is not None else Path.cwd()
@@ -504,6 +516,17 @@ def install_plugin(
                 f"{source} does not match --pin: expected sha256 {digest_pin}, got sha256 {sha256}",
                 where=_INSTALL,
                 hint=f"the file is not the one the pin describes: check the pin and the source; {_NOTHING}",
+            )
+        if archive is not None:
+            staged_archive = staged.rename(staged.with_name(f"staged{archive}"))
+            return install_stdio(
+                str(staged_archive),
+                shown=source,
+                scope=scope,
+                start=start,
+                force=force,
+                cache=cache,
+                probe_timeout=probe_timeout,
             )
         # 4. validation in a child process
         result = probe(staged, shown_as=source, timeout=probe_timeout)
@@ -713,6 +736,9 @@ def remove_plugin(name: str, *, scope: Scope = "user", start: Path | None = None
         folder = paths.user_plugin_dir()
     target = (folder / f"{name}{plugin_suffix()}").absolute()
     registry = Registry.discover(find_project_root(start))
+    tree = (folder / name).absolute()
+    if tree.is_dir() and not tree.is_symlink() and not target.exists():
+        return _remove_stdio(name, tree, scope, folder, registry)
     if not (target.is_file() or target.is_symlink()):
         raise UsageError(
             f"no plugin '{name}' in {folder_label(scope)} (looked for {target})",
@@ -743,6 +769,24 @@ def remove_plugin(name: str, *, scope: Scope = "user", start: Path | None = None
         (r for r in registry.records if r.ok and r.name == removed.name and not _same_file(r.path, target)),
         None,
     )
+    return RemoveResult(scope, removed, now)
+
+
+def _remove_stdio(name: str, tree: Path, scope: Scope, folder: Path, registry: Registry) -> RemoveResult:
+    """Remove the stdio plugin directory ``tree`` (see :mod:`hm.runtime.install_stdio`)."""
+    from hm.runtime.install_stdio import remove_tree, tree_digest
+
+    rec = next((r for r in registry.records if _same_file(r.path.parent, tree)), None)
+    desc = rec.path if rec is not None else tree
+    removed = PluginFile(desc, tree_digest(tree), rec.manifest if rec else None, rec.abi if rec else None)
+    try:
+        remove_tree(tree)
+        _fsync_dir(folder)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot remove {tree}: {exc.strerror or exc}", where=_REMOVE, hint="check the folder's permissions"
+        ) from None
+    now = next((r for r in registry.records if r.ok and r.name == name and not _same_file(r.path, desc)), None)
     return RemoveResult(scope, removed, now)
 
 

@@ -67,8 +67,9 @@ class Plugin:
 
     @property
     def isolation(self) -> str:
-        """``in-process`` or ``process``."""
-        return self.transport.kind
+        """``in-process`` or ``process``: whether a call can be stopped without hm
+        (a worker's and a stdio plugin's can; the transport's ``kind`` says which)."""
+        return "in-process" if self.transport.kind == "in-process" else "process"
 
     def context(self, op: str, services: HostServices, step_key: str | None = None) -> CallContext:
         """The context of a call to this plugin (for callers that use the transport directly)."""
@@ -217,11 +218,12 @@ def _read_manifest(transport: Transport, services: HostServices | None, timeout:
         raise PluginLoadError(
             exc.what,
             path=shown,
+            plugin=exc.plugin,
             stage="crashed",
             hint="the plugin aborts or faults in its manifest function; report this to the plugin's author",
         ) from None
     except PluginCallAbandoned as exc:
-        raise PluginLoadError(exc.what, path=shown, stage="hung", hint=exc.hint) from None
+        raise PluginLoadError(exc.what, path=shown, plugin=exc.plugin, stage="hung", hint=exc.hint) from None
     except PluginOutputTooLarge as exc:
         raise _manifest_too_large(exc.size, shown) from None
     if status != Status.OK:

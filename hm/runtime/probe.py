@@ -24,6 +24,7 @@ from pathlib import Path
 from hm.errors import PluginLoadError
 from hm.runtime.manifest_cache import Outcome
 from hm.runtime.plugin import open_plugin
+from hm.runtime.stdio_descriptor import is_descriptor
 from hm.runtime.worker import worker_exe
 
 __all__ = ["PROBE_TIMEOUT", "ProbeResult", "probe"]
@@ -56,7 +57,10 @@ def probe(path: Path, *, shown_as: str | None = None, timeout: float = PROBE_TIM
         )
     except PluginLoadError as err:
         log.debug("probe of %s: %s", shown, err.one_line())
-        return ProbeResult(Outcome(error=_renamed(err, path, shown)), definitive=worker_exe().exists())
+        # A stdio plugin whose program is missing may work once it is installed,
+        # with the descriptor unchanged: that verdict is not kept.
+        definitive = worker_exe().exists() and not (is_descriptor(path) and err.stage == "open")
+        return ProbeResult(Outcome(error=_renamed(err, path, shown)), definitive=definitive)
     try:
         return ProbeResult(Outcome(manifest=plugin.manifest, abi=plugin.transport.abi), definitive=True)
     finally:

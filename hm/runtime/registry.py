@@ -23,6 +23,7 @@ from hm.errors import HmError, PluginConflictError, PluginLoadError
 from hm.runtime.discovery import Candidate, Origin, discover
 from hm.runtime.isolation import IsolationPolicy
 from hm.runtime.manifest_cache import FileKey, ManifestCache
+from hm.runtime.stdio_descriptor import descriptor_key, is_descriptor, stem_of
 
 if TYPE_CHECKING:  # loading a plugin (not listing one) needs the transports
     from hm.runtime.plugin import Plugin
@@ -53,7 +54,12 @@ class PluginRecord:
 
     @property
     def name(self) -> str:
-        return self.manifest.name if self.manifest else self.path.stem
+        return self.manifest.name if self.manifest else stem_of(self.path)
+
+    @property
+    def kind(self) -> str:
+        """``native`` (a shared library) or ``stdio`` (an executable and its descriptor)."""
+        return "stdio" if is_descriptor(self.path) else "native"
 
     @property
     def ok(self) -> bool:
@@ -99,8 +105,9 @@ class Registry:
         return cls(records, policy)
 
     def isolation(self, rec: PluginRecord) -> str:
-        """``in-process`` or ``process``: how :meth:`load` would run ``rec``."""
-        return self.policy.for_plugin(rec.name)
+        """``in-process``, ``process`` or ``stdio`` (a stdio plugin is a process
+        of its own whatever the policy): how :meth:`load` would run ``rec``."""
+        return "stdio" if rec.kind == "stdio" else self.policy.for_plugin(rec.name)
 
     def _index(self) -> None:
         by_name: dict[str, PluginRecord] = {}
@@ -149,7 +156,7 @@ class Registry:
             if rec.name == name:
                 return rec
         for rec in self.records:
-            if rec.name == name or rec.path.stem == name:
+            if rec.name == name or stem_of(rec.path) == name:
                 return rec
         return None
 
@@ -217,7 +224,7 @@ class Registry:
 
 def _manifest_changed(rec: PluginRecord) -> PluginLoadError:
     try:
-        unchanged = rec.key is not None and FileKey.of(rec.path) == rec.key
+        unchanged = rec.key is not None and file_key(rec.path) == rec.key
     except OSError:
         unchanged = False
     if unchanged:
@@ -244,12 +251,18 @@ def _conflict(what: str, recs: list[PluginRecord]) -> PluginConflictError:
     )
 
 
+def file_key(path: Path) -> FileKey:
+    """What the manifest cache keys a plugin by: a library's own identity, or a
+    stdio plugin's descriptor combined with the files its command names."""
+    return descriptor_key(path) if is_descriptor(path) else FileKey.of(path)
+
+
 def _read_all(candidates: list[Candidate], cache: ManifestCache) -> list[PluginRecord]:
     records = [PluginRecord(c.path, c.origin) for c in candidates]
     misses: list[tuple[PluginRecord, FileKey]] = []
     for rec in records:
         try:
-            key = FileKey.of(rec.path)
+            key = file_key(rec.path)
         except OSError as exc:
             what = f"cannot be read: {exc.strerror}"
             rec.error = PluginLoadError(what, path=str(rec.path), hint="check its permissions")

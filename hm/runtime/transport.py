@@ -7,7 +7,10 @@ the plugin's kind and its isolation:
 * ``in-process`` — :class:`~hm.runtime.inprocess.InProcessTransport`: the library
   loaded into hm with cffi (the default; fastest; trusted);
 * ``process`` — :class:`~hm.runtime.worker.WorkerTransport`: the same library in
-  an ``hm-worker`` process, so a crash, ``exit()`` or hang fails the call, not hm.
+  an ``hm-worker`` process, so a crash, ``exit()`` or hang fails the call, not hm;
+* ``stdio`` — :class:`~hm.runtime.stdio.StdioTransport`: a ``NAME.plugin.toml``
+  descriptor's executable, in any language, speaking JSON-RPC 2.0 over its stdin
+  and stdout. It is isolated by nature, so ``isolation`` does not apply to it.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ class Op(enum.IntEnum):
 class Transport(Protocol):
     """Raw access to one plugin: msgpack bytes in, ``(status, bytes)`` out."""
 
-    #: ``"in-process"`` or ``"process"``.
+    #: ``"in-process"``, ``"process"`` or ``"stdio"``.
     kind: str
     #: The bridge slot calls must carry in :attr:`CallContext.owner` (-1: none).
     owner: int
@@ -95,6 +98,10 @@ def open_transport(
 
     :raises PluginLoadError: the library cannot be loaded or its header is wrong.
     """
+    if path.name.endswith(".plugin.toml"):
+        from hm.runtime.stdio import open_stdio
+
+        return open_stdio(path, load_timeout=load_timeout, stderr_level=stderr_level)
     if isolation == "process":
         from hm.runtime.vtable_check import check_vtable
         from hm.runtime.worker import WorkerTransport

@@ -159,6 +159,11 @@ _NOTES: dict[int, Callable[..., tuple[int, Any]]] = {
 class WorkerProcess:
     """One ``hm-worker`` process and the library it loaded."""
 
+    #: How messages say that hm stopped the process.
+    STOPPED = "its worker was stopped"
+    #: How long a caller looks for an answer before it sleeps (see _read_soon).
+    SPIN = SPIN
+
     def __init__(
         self,
         path: str,
@@ -223,14 +228,7 @@ class WorkerProcess:
         self.proc = child_process.spawn(
             [str(exe)], env=self._env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self._wfd = self.proc.stdin.fileno()
-        self._rfd = self.proc.stdout.fileno()
-        os.set_blocking(self._rfd, False)  # reads are waited for with poll() (see _read_soon)
-        self._poll = select.poll()
-        self._poll.register(self._rfd, select.POLLIN)
-        self._stderr_thread = threading.Thread(target=self._read_stderr, name="hm-worker-stderr", daemon=True)
-        self._stderr_thread.start()
+        self._attach()
         started = time.monotonic()
         hello = self._handshake_frame(Msg.HELLO, started + min(timeout, HELLO_TIMEOUT), "starting")
         if len(hello) < 4 or hello[1] != "hm-worker" or hello[2] != PROTOCOL_MAJOR:
@@ -254,6 +252,17 @@ class WorkerProcess:
             raise load_refusal(stage, printable(str(detail)), self.path)
         self.facts = VtableFacts(int(size), int(major), int(minor), int(missing), int(offers))
         return self.facts
+
+    def _attach(self) -> None:
+        """Take over the pipes of the process just spawned (and mirror its stderr)."""
+        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+        self._wfd = self.proc.stdin.fileno()
+        self._rfd = self.proc.stdout.fileno()
+        os.set_blocking(self._rfd, False)  # reads are waited for with poll() (see _read_soon)
+        self._poll = select.poll()
+        self._poll.register(self._rfd, select.POLLIN)
+        self._stderr_thread = threading.Thread(target=self._read_stderr, name="hm-worker-stderr", daemon=True)
+        self._stderr_thread.start()
 
     def _handshake_frame(self, want: Msg, deadline: float, doing: str) -> list[Any]:
         """The next frame during start-up, which must be of type ``want``."""
@@ -355,7 +364,7 @@ class WorkerProcess:
         if deadline is not None and now >= deadline:
             self._abandon(handle)
             raise PluginCallAbandoned(
-                f"did not answer {op} within {p.timeout or 0:g} s; its worker was stopped",
+                f"did not answer {op} within {p.timeout or 0:g} s; {self.STOPPED}",
                 path=self.path,
                 plugin=self.name,
                 op=op,
@@ -378,7 +387,7 @@ class WorkerProcess:
             self._abandon(handle)
             step = f" of step '{p.ctx.step_key}'" if p.ctx.step_key else ""
             raise PluginCallAbandoned(
-                f"did not stop {op}{step} within {kill_grace():g} s of being asked to; its worker was stopped",
+                f"did not stop {op}{step} within {kill_grace():g} s of being asked to; {self.STOPPED}",
                 path=self.path,
                 plugin=self.name,
                 op=op,
@@ -399,13 +408,18 @@ class WorkerProcess:
             self.kill("it was given up on")
 
     # -- reading (the leader) ----------------------------------------------------------
+    def _take_messages(self) -> list[Any]:
+        """The complete messages at the start of the read buffer (the stdio
+        transport reads lines of JSON instead of frames)."""
+        return take_frames(self._buf)
+
     def _lead(self, p: _Pending) -> None:
         """Read and dispatch until ``p`` is answered or TICK passed without it."""
         assert self._poll is not None
         started = time.monotonic()
         while not p.done and not self._dead:
             try:
-                messages = take_frames(self._buf)
+                messages = self._take_messages()
                 for message in messages:
                     self._dispatch(message)
             except (FrameError, _Broken) as exc:
@@ -438,7 +452,7 @@ class WorkerProcess:
         """What the worker sends within SPIN seconds, or None. An answer usually
         comes within microseconds; sleeping in poll() for it would add a wake-up,
         which costs tens of microseconds on an idle virtual CPU."""
-        deadline = time.perf_counter() + SPIN
+        deadline = time.perf_counter() + self.SPIN
         read, fd = os.read, self._rfd
         while True:
             try:
@@ -701,10 +715,14 @@ class WorkerTransport:
 
         :raises PluginLoadError: it cannot be loaded.
         """
-        worker = WorkerProcess(self._path, **self._options)
+        worker = self._new_process()
         self.facts = worker.start(self._load_timeout)
         self._worker = worker
         return self.facts
+
+    def _new_process(self) -> WorkerProcess:
+        """A process not yet started (the stdio transport makes another kind)."""
+        return WorkerProcess(self._path, name=self._name, **self._options)
 
     @property
     def path(self) -> str:
@@ -736,7 +754,7 @@ class WorkerTransport:
                 return worker
             if worker is not None:
                 self._retired = [w for w in (*self._retired, worker) if w.alive]
-            fresh = WorkerProcess(self._path, name=self._name, **self._options)
+            fresh = self._new_process()
             try:
                 facts = fresh.start(self._load_timeout)
             except PluginLoadError as exc:

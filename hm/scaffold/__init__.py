@@ -3,7 +3,9 @@
 
 A C project vendors the SDK headers of this hm (``include/``) and builds with
 ``make``; a Rust project depends on the SDK crate shipped with this hm by path and
-builds with ``cargo build --release --offline``. The templates live next to this
+builds with ``cargo build --release --offline``; a Python project is a stdio
+plugin (``NAME.plugin.toml`` and a script using ``hm_plugin_sdk.stdio``) with
+nothing to build. The templates live next to this
 module (``c_templates.py``, ``rust_templates.py``).
 """
 
@@ -18,10 +20,10 @@ from typing import Literal
 
 from hm.errors import UsageError
 from hm.runtime import plugin_suffix
-from hm.scaffold import c_templates, rust_templates
+from hm.scaffold import c_templates, python_templates, rust_templates
 from hm_plugin_sdk.abi import INCLUDE_DIR
 
-Lang = Literal["c", "rust"]
+Lang = Literal["c", "rust", "python"]
 CapabilityKind = Literal["executor", "hook", "subcommand"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -62,6 +64,14 @@ def create_project(dest: Path, name: str, lang: Lang, capability: CapabilityKind
             ".gitignore": "*.so\n*.dylib\n*.dll\n",
         }
         build, library = "make", f"{name}{plugin_suffix()}"
+    elif lang == "python":
+        files = {
+            f"{name}.plugin.toml": python_templates.DESCRIPTOR,
+            "plugin.py": python_templates.source(capability),
+            "README.md": python_templates.README,
+            ".gitignore": "__pycache__/\n",
+        }
+        build, library = "", f"{name}.plugin.toml"
     else:
         files = {
             "Cargo.toml": rust_templates.CARGO_TOML,
