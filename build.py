@@ -44,6 +44,7 @@ BUNDLED_OUT = ROOT / "hm" / "bundled_plugins"
 FIXTURES_OUT = ROOT / "build" / "fixtures"
 WORKER_SRC = NATIVE / "worker"
 WORKER_NAME = "hm-worker"
+GUARD_NAME = "hm-guard"
 
 
 def plugin_suffix() -> str:
@@ -267,6 +268,7 @@ def build_fixtures(out_dir: Path = FIXTURES_OUT, *, only_stale: bool = False) ->
 def build_worker(out_dir: Path = NATIVE) -> Path:
     """Compile ``hm-worker`` into ``out_dir`` (POSIX only: it is a pipe-and-dlopen program)."""
     libs = ["-lpthread"] + ([] if sys.platform == "darwin" else ["-ldl"])
+    build_program(NATIVE / "guard", out_dir / GUARD_NAME)  # starts stdio plugins (hm/runtime/stdio.py)
     return build_program(WORKER_SRC, out_dir / WORKER_NAME, libs)
 
 

@@ -41,9 +41,10 @@ def spawn(
     stdin: int | IO[bytes] | None = subprocess.DEVNULL,
     stdout: int | IO[bytes] | None = subprocess.PIPE,
     stderr: int | IO[bytes] | None = subprocess.PIPE,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
     """Start a tracked child in its own session (``close_fds`` on: it inherits no
-    descriptor of hm's but the three it is given)."""
+    descriptor of hm's but the three it is given, and ``pass_fds``)."""
     proc = subprocess.Popen(
         list(cmd),
         stdin=stdin,
@@ -52,6 +53,7 @@ def spawn(
         env=env,
         cwd=cwd,
         close_fds=True,
+        pass_fds=tuple(pass_fds),
         start_new_session=os.name == "posix",
     )
     with _lock:

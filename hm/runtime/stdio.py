@@ -48,6 +48,9 @@ from hm.runtime.worker_protocol import FrameError, Msg
 from hm.safe_text import printable
 from hm_plugin_sdk.abi import Status
 
+#: hm-guard (hm/_native/guard/main.c), built next to hm-worker.
+GUARD_EXE = Path(__file__).resolve().parent.parent / "_native" / "hm-guard"
+
 __all__ = ["StdioProcess", "StdioTransport"]
 
 log = logging.getLogger("hm.plugin")
@@ -106,6 +109,8 @@ class StdioProcess(WorkerProcess):
         # Named after its descriptor until its manifest names it (the convention).
         super().__init__(str(descriptor.path), name=name or stem_of(descriptor.path), stderr_level=stderr_level)
         self.descriptor = descriptor
+        #: hm's end of hm-guard's lifeline (-1 without one): closed once the process is gone.
+        self._lifeline = -1
         self._scanned = 0
         self._ids = itertools.count(1)
         #: The highest id given out (an answer to a higher one is a protocol error).
@@ -119,6 +124,12 @@ class StdioProcess(WorkerProcess):
         call_id = next(self._ids)
         self._last_id = max(self._last_id, call_id)
         return call_id
+
+    def _release(self) -> None:
+        super()._release()
+        if self._lifeline >= 0:  # only now: the watcher would cut a graceful stop short
+            os.close(self._lifeline)
+            self._lifeline = -1
 
     # -- start-up ---------------------------------------------------------------------
     def start(self, timeout: float) -> VtableFacts:
@@ -140,14 +151,30 @@ class StdioProcess(WorkerProcess):
         env = {**os.environ, **d.env, "HM_PLUGIN_DIR": str(d.folder)}
         # The Python helper (hm_plugin_sdk.stdio) is importable by any python3.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (env.get("PYTHONPATH"), sdk_path())))
+        # Through hm-guard, which execs the command in its own place: the
+        # process is the plugin, and it dies with hm even if it ignores the end
+        # of its stdin (hm-guard's watcher kills it when the lifeline closes).
+        lifeline_r, lifeline_w = os.pipe() if GUARD_EXE.exists() else (-1, -1)
+        cmd = [str(GUARD_EXE), str(lifeline_r), *argv] if lifeline_r >= 0 else argv
         try:
             self.proc = child_process.spawn(
-                argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                cmd,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(lifeline_r,) if lifeline_r >= 0 else (),
             )
         except OSError as exc:
+            if lifeline_w >= 0:
+                os.close(lifeline_w)
             raise d.error(
                 f"its command {argv[0]!r} cannot be started: {exc.strerror}", "check `command` in the descriptor"
             ) from None
+        finally:
+            if lifeline_r >= 0:
+                os.close(lifeline_r)
+        self._lifeline = lifeline_w
         self._attach()
         self._send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": _initialize_params()})
         answer = self._handshake_answer(time.monotonic() + timeout, timeout)

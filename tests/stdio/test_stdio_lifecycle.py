@@ -105,3 +105,21 @@ def test_ctrl_c_cancels_a_stdio_step_and_ends_the_stream(tmp_path: Path) -> None
     finally:
         proc.kill()
         trace.kill_leftovers()
+
+
+def test_sigkill_of_hm_ends_a_plugin_that_ignores_its_stdin_and_sigterm(tmp_path: Path) -> None:
+    # The hang fixture never reads stdin again once a step started, and ignores
+    # SIGTERM: only hm-guard's watcher, seeing hm's lifeline close, can end it.
+    root = write_pipeline(tmp_path / "p", 'step("h", "x", runner="hang")')
+    trace = RunTrace(tmp_path)
+    proc = _start(root, {**stdio_env("hang"), **trace.env})
+    try:
+        _wait_for(proc, b'"kind":"step_started"')
+        time.sleep(0.5)  # inside execute_step
+        proc.kill()
+        proc.wait(timeout=10)
+        trace.assert_clean()
+    finally:
+        proc.kill()
+        proc.communicate()
+        trace.kill_leftovers()
