@@ -29,6 +29,7 @@ import msgspec
 
 from hm.check.checks import CHECKS, OLDER_HOST_SIZE, Target, Verdict
 from hm.errors import PluginCallAbandoned, PluginCrashed, PluginLoadError
+from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR, host_table_size
 from hm_plugin_sdk.protocol import PluginManifest
 
 __all__ = ["DEFAULT_TIMEOUT", "CheckResult", "SuiteReport", "run_suite"]
@@ -124,6 +125,8 @@ def run_suite(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> SuiteReport:
     planned = [_Planned(_capability_name(c), f"capability:{i}") for i, c in enumerate(manifest.capabilities)]
     planned += [_Planned("free", "free"), _Planned("threads", "threads")]
     planned.append(_Planned("older-host", "older-host", _OLDER_HOST_HINT))
+    # every older minor's whole table ("growth is proven, not promised")
+    planned += [_Planned(f"host-{ABI_MAJOR}.{m}", f"host-minor:{m}", _OLDER_HOST_HINT) for m in range(ABI_MINOR)]
     workers = max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hm-check") as pool:
         results = list(pool.map(runner.run, planned))
@@ -132,7 +135,16 @@ def run_suite(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> SuiteReport:
 
 
 #: The fixed checks, in order; capability checks go between manifest and free.
-_AFTER = ("load", "header", "manifest", "capabilities", "free", "threads", "older-host")
+_AFTER = (
+    "load",
+    "header",
+    "manifest",
+    "capabilities",
+    "free",
+    "threads",
+    "older-host",
+    *(f"host-{ABI_MAJOR}.{m}" for m in range(ABI_MINOR)),
+)
 
 
 def _capability_name(cap: Any) -> str:
@@ -161,11 +173,14 @@ class _CheckRunner:
         # backtrace per panic would make the repeated-call checks crawl.
         self.env = {**os.environ, "RUST_BACKTRACE": "0"}
 
-    def _options(self, check: str) -> dict[str, Any]:
+    def _options(self, check: str, arg: str = "") -> dict[str, Any]:
         # what the plugin prints goes into the check's detail, not onto the terminal
         quiet = {"stderr_level": logging.DEBUG}
         if check == "older-host":
             return {"env": self.env, "host_size": OLDER_HOST_SIZE, "host_minor": 0, **quiet}
+        if check == "host-minor":
+            minor = int(arg)
+            return {"env": self.env, "host_size": host_table_size(minor), "host_minor": minor, **quiet}
         if check != "free":
             return {"env": self.env, **quiet}
         env = {**self.env, **_HEAP_CHECK_ENV}
@@ -176,7 +191,9 @@ class _CheckRunner:
 
     def run(self, planned: _Planned) -> tuple[CheckResult, dict[str, Any]]:
         name, _, arg = planned.arg.partition(":")
-        target = Target(self.path, arg or None, deadline=time.monotonic() + self.timeout, options=self._options(name))
+        target = Target(
+            self.path, arg or None, deadline=time.monotonic() + self.timeout, options=self._options(name, arg)
+        )
         hint = f"; {planned.hint}" if planned.hint else ""
         try:
             verdict = CHECKS[name](target)
