@@ -8,7 +8,8 @@ Internals, by job: ``discovery`` (where libraries are), ``probe`` and
 ``manifest_cache`` (reading manifests safely and once), ``registry`` (who claims
 what), ``transport`` (the seam), ``inprocess``/``loader``/``host_api`` (a library
 in hm's process), ``worker``/``worker_protocol`` (a library in a worker),
-``host_calls``/``host_services`` (what a plugin can ask of hm), ``calls``
+``host_calls``/``host_services`` (what a plugin can ask of hm), ``sessions``
+(interactive sessions, ABI 1.1), ``calls``
 (handles), ``limits``, ``isolation``, ``install``.
 """
 
@@ -35,6 +36,8 @@ __all__ = [
     "PluginRecord",
     "Registry",
     "RemoveResult",
+    "Session",
+    "SessionServices",
     "Transport",
     "UnavailablePlugin",
     "VtableFacts",
@@ -50,8 +53,10 @@ __all__ = [
     "probe",
     "read_project_config",
     "remove_plugin",
+    "session_error",
     "set_last_words",
     "shutdown_workers",
+    "supports_sessions",
     "translate",
     "unavailable_bundled",
 ]
@@ -93,6 +98,10 @@ _WHERE = {
     "Registry": "registry",
     "plugin_suffix": "discovery",
     "probe": "probe",
+    "Session": "sessions",
+    "SessionServices": "sessions",
+    "session_error": "sessions",
+    "supports_sessions": "sessions",
 }
 
 
@@ -127,6 +136,7 @@ if TYPE_CHECKING:
     from hm.runtime.plugin import Plugin, open_plugin, translate
     from hm.runtime.probe import probe
     from hm.runtime.registry import PluginRecord, Registry
+    from hm.runtime.sessions import Session, SessionServices, session_error, supports_sessions
     from hm.runtime.transport import ISOLATIONS, Isolation, Op, Transport, open_transport
     from hm.runtime.unavailable import UnavailablePlugin, unavailable_bundled
     from hm.runtime.vtable_check import VtableFacts, check_vtable

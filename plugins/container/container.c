@@ -276,14 +276,16 @@ static void plugin_destroy(void *instance)
     free(instance);
 }
 
+/* The session_* entries (ABI 1.1) stay NULL: sessions into a kept container
+ * through the Engine API's exec are not built yet, and hm says so. */
 static const hm_plugin_vtable_t vtable = {
-    {(uint32_t)sizeof(hm_plugin_vtable_t), HM_ABI_MAJOR, HM_ABI_MINOR},
-    manifest,
-    execute_step,
-    NULL, /* on_hook_event */
-    NULL, /* run_subcommand */
-    plugin_free,
-    plugin_destroy,
+    .header = {(uint32_t)sizeof(hm_plugin_vtable_t), HM_ABI_MAJOR, HM_ABI_MINOR},
+    .manifest = manifest,
+    .execute_step = execute_step,
+    .on_hook_event = NULL,
+    .run_subcommand = NULL,
+    .free = plugin_free,
+    .destroy = plugin_destroy,
 };
 
 HM_EXPORT const hm_plugin_vtable_t *hm_load_plugin(const hm_host_api_t *host, void **out_instance)
@@ -297,6 +299,7 @@ HM_EXPORT const hm_plugin_vtable_t *hm_load_plugin(const hm_host_api_t *host, vo
     if (pl == NULL)
         return NULL;
     pl->host = host;
+    pl->sessions = NULL;
     *out_instance = pl;
     return &vtable;
 }
