@@ -95,3 +95,22 @@ def test_32_parallel_steps_in_two_concurrent_runs_count_exactly(tmp_path: Path) 
     # PLUGIN scope: shared by both runs (two processes, one SQLite file): every value once
     assert sorted(plugin_counts) == list(range(1, 65))
     assert PluginKvStore.default().get("kv-counter", b"count") == b"64"
+
+
+def test_a_plugin_error_reads_the_same_in_a_step_and_in_a_subcommand(tmp_path: Path) -> None:
+    from conftest import run_hm
+    from run_helpers import finished, hm_env
+
+    expected = (
+        "Counting failed: the counter is jammed [counter_jammed]; unjam it; "
+        "retry with: `hm run --step c0` or `hm counter probe`; see https://example.invalid/jammed"
+    )
+    verb = run_hm("counter", "fail", env=hm_env(["kv-counter"]))
+    assert verb.returncode == 5
+    assert expected in verb.stderr
+    project = Project(tmp_path / "p").pipeline("step(key='c0', cmd='fail', runner='counter')")
+    human = project.run(plugins=["kv-counter"])
+    assert human.returncode == 5
+    assert expected in human.stderr
+    _result, evs = project.run_json(plugins=["kv-counter"])
+    assert expected in finished(evs)["c0"]["message"]
