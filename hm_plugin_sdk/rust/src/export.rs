@@ -63,6 +63,12 @@ pub const fn vtable<P: Plugin>() -> PluginVtable {
         run_subcommand: Some(run_subcommand::<P>),
         free: Some(free),
         destroy: Some(destroy::<P>),
+        // Sessions (1.1) are not offered by the safe `Plugin` trait yet: NULL says so.
+        session_open: None,
+        session_write: None,
+        session_resize: None,
+        session_signal: None,
+        session_close: None,
     }
 }
 

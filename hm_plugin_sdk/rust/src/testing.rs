@@ -150,6 +150,8 @@ fn full_table() -> HostApi {
         archive_total_size: Some(mock_archive_total_size),
         fs_read_config: Some(mock_fs_read_config),
         free: Some(mock_free),
+        kv_compare_and_swap: Some(mock_kv_compare_and_swap),
+        session_output: Some(mock_session_output),
     }
 }
 
@@ -556,6 +558,53 @@ unsafe extern "C" fn mock_kv_set(
         live.shared.recorded().kv.insert((scope, key.to_vec()), value.to_vec());
         Ok(())
     })())
+}
+
+/// `kv_compare_and_swap` (1.1): compare and write under the records' lock, as one step.
+///
+/// # Safety
+///
+/// `key`, `expected` (null: absent) and `value` as for [`mock_kv_set`].
+#[allow(clippy::too_many_arguments)] // the C signature
+unsafe extern "C" fn mock_kv_compare_and_swap(
+    call: CallHandle,
+    scope: i32,
+    key: *const u8,
+    key_len: usize,
+    expected: *const u8,
+    expected_len: usize,
+    value: *const u8,
+    value_len: usize,
+) -> StatusCode {
+    status((|| {
+        let live = live(call)?;
+        let scope = kv_scope(&live, scope)?;
+        // SAFETY: the plugin lends the key, expected and value bytes (this function's contract).
+        let (key, value) = unsafe { (lent(key, key_len)?, lent(value, value_len)?) };
+        let expected = if expected.is_null() {
+            None
+        } else {
+            // SAFETY: as above; non-null.
+            Some(unsafe { lent(expected, expected_len)? })
+        };
+        let mut rec = live.shared.recorded();
+        let slot = (scope, key.to_vec());
+        if rec.kv.get(&slot).map(Vec::as_slice) != expected {
+            return Err(sys::ERR_CONFLICT);
+        }
+        rec.kv.insert(slot, value.to_vec());
+        Ok(())
+    })())
+}
+
+/// `session_output` (1.1): the mock runs no sessions.
+///
+/// # Safety
+///
+/// None beyond the host contract: the bytes are not read.
+unsafe extern "C" fn mock_session_output(call: CallHandle, _data: *const u8, _len: usize) -> StatusCode {
+    let refused: Result<(), StatusCode> = live(call).and(Err(sys::ERR_UNAVAILABLE));
+    status(refused)
 }
 
 /// `emit_event`.
