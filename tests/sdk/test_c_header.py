@@ -142,3 +142,20 @@ def test_every_entry_added_after_1_0_says_since_with_a_thread_tag() -> None:
         comment = text[text.rindex("/*", 0, at) : at]
         assert "Since 1.1" in comment, name
         assert re.search(r"\[(any|call|load)-thread\]", comment), name
+
+
+@pytest.mark.parametrize(("compiler", "std"), [("cc", "c99"), ("cc", "c11"), ("c++", "c++17")])
+def test_protocol_helpers_pass_their_c_suite(compiler: str, std: str, tmp_path: Path) -> None:
+    """hm_protocol.h: what each encoder writes, its decoder reads back."""
+    source = ROOT / "tests" / "c" / "test_protocol.c"
+    exe = tmp_path / "test_protocol"
+    lang = ["-x", "c++"] if compiler == "c++" else []
+    build = subprocess.run(
+        [compiler, *lang, f"-std={std}", *STRICT, "-O1", f"-I{INCLUDE}", str(source), "-o", str(exe)],
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.startswith("protocol: all ") and run.stdout.strip().endswith("checks passed")
