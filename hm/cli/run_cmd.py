@@ -138,7 +138,10 @@ def run(
                 f"copied {len(copied)} artifact{'' if len(copied) == 1 else 's'} to {safe(artifacts_dir)}"
             )
     if debug and result.exit_code != ExitCode.OK:
-        _debug_session(root, result)
+        if format == "json":  # stdout is the event stream: a terminal session would corrupt it
+            output.stderr.print("--debug: not with --format json (stdout is the event stream); no session opened")
+        else:
+            _debug_session(root, result)
     if result.exit_code != ExitCode.OK:
         raise typer.Exit(int(result.exit_code))
 

@@ -8,8 +8,9 @@
  * What is here:
  *   outputs:   hm_proto_finish, hm_proto_plugin_error / hm_proto_error,
  *              hm_proto_step_result, hm_proto_hook_outcome, hm_proto_exit_info;
- *   manifest:  hm_proto_manifest_begin, hm_proto_cap_step_executor,
- *              hm_proto_cap_lifecycle_hook, hm_proto_cap_subcommand, hm_proto_arg;
+ *   manifest:  hm_proto_manifest_begin, hm_proto_cap_step_executor (then
+ *              hm_proto_runner_arg), hm_proto_cap_lifecycle_hook,
+ *              hm_proto_cap_subcommand (then hm_proto_arg);
  *   inputs:    hm_proto_get_str / _map / _int / _bool (one field of a map);
  *   decoders:  hm_proto_decode_plugin_error, _step_result, _hook_outcome,
  *              _exit_info, _manifest (for a plugin's tests, or a plugin that reads
@@ -192,6 +193,11 @@ typedef struct hm_proto_executor {
     int resolves_images;
     /* Since 1.1: the runner implements the session_* vtable entries. */
     int sessions;
+    /* Write "runner_args" with n_runner_args specs, which the caller writes with
+     * hm_proto_runner_arg right after hm_proto_cap_step_executor. 0: no key (hm
+     * leaves runner_args unchecked). */
+    int has_runner_args;
+    uint32_t n_runner_args;
 } hm_proto_executor_t;
 
 static inline void hm_proto_cap_step_executor(hm_mp_writer_t *w, const hm_proto_executor_t *e)
@@ -200,6 +206,7 @@ static inline void hm_proto_cap_step_executor(hm_mp_writer_t *w, const hm_proto_
     n += e->images != 0;
     n += e->resolves_images != 0;
     n += e->sessions != 0;
+    n += e->has_runner_args != 0;
     hm_mp_write_map(w, n);
     hm_proto_kv_str(w, "kind", "step_executor");
     hm_mp_write_cstr(w, "runners");
@@ -220,6 +227,35 @@ static inline void hm_proto_cap_step_executor(hm_mp_writer_t *w, const hm_proto_
         hm_mp_write_cstr(w, "sessions");
         hm_mp_write_bool(w, 1);
     }
+    if (e->has_runner_args) { /* last: the specs follow */
+        hm_mp_write_cstr(w, "runner_args");
+        hm_mp_write_array(w, e->n_runner_args);
+    }
+}
+
+/* One RunnerArgSpec {name, types: [...], choices?: [...], pattern?, help}: `types`
+ * of "string", "int", "number", "bool"; no choices with n_choices 0; pattern NULL
+ * for none. */
+static inline void hm_proto_runner_arg(hm_mp_writer_t *w, const char *name, const char *const *types,
+                                       uint32_t n_types, const char *const *choices, uint32_t n_choices,
+                                       const char *pattern, const char *help)
+{
+    uint32_t i;
+    hm_mp_write_map(w, 3u + (n_choices > 0) + (pattern != NULL));
+    hm_proto_kv_str(w, "name", name);
+    hm_mp_write_cstr(w, "types");
+    hm_mp_write_array(w, n_types);
+    for (i = 0; i < n_types; i++)
+        hm_mp_write_cstr(w, types[i]);
+    if (n_choices > 0) {
+        hm_mp_write_cstr(w, "choices");
+        hm_mp_write_array(w, n_choices);
+        for (i = 0; i < n_choices; i++)
+            hm_mp_write_cstr(w, choices[i]);
+    }
+    if (pattern != NULL)
+        hm_proto_kv_str(w, "pattern", pattern);
+    hm_proto_kv_str(w, "help", help != NULL ? help : "");
 }
 
 /* {kind: "lifecycle_hook", phase, events: [events...] (none: all but step_log), timeout_ms} */

@@ -153,3 +153,11 @@ def _fixture(name: str) -> Path:
     from conftest import fixture_path
 
     return fixture_path(name)
+
+
+def test_run_debug_with_json_output_opens_no_session(tmp_path: Path) -> None:
+    project = Project(tmp_path / "p").pipeline(FAILING)
+    result, evs = project.run_json("--debug")
+    assert result.returncode == 1
+    assert evs[-1]["kind"] == "build_finished"  # stdout stayed the event stream
+    assert "--debug: not with --format json" in result.stderr

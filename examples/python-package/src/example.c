@@ -13,7 +13,7 @@ static const hm_host_api_t *host;
 static hm_status_t manifest(void *instance, hm_call_t call, hm_buf_t *out)
 {
     static const char *const runners[] = {"example"};
-    hm_proto_executor_t executor = {runners, 1, 0, 0, 0, 0};
+    hm_proto_executor_t executor = {runners, 1, 0, 0, 0, 0, 0, 0};
     hm_mp_writer_t w;
     (void)instance;
     (void)call;
