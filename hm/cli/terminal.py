@@ -89,6 +89,9 @@ def attach(session: Session, *, stdin_fd: int | None = None, stdout_fd: int | No
         old_handlers[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, on_winch)
     # raw mode turns Ctrl-C into a byte; without a terminal a SIGINT still goes to the session
     old_handlers[signal.SIGINT] = signal.signal(signal.SIGINT, lambda *_: session.write(b"\x03"))
+    # hm asked to stop (or its terminal closed): end the session, then restore the terminal
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        old_handlers[stop] = signal.signal(stop, lambda *_: session.close())
     try:
         with _raw(fd_in) if is_tty else contextlib.nullcontext():
             _pump(session, fd_in)

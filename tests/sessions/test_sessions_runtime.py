@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pty_helpers  # noqa: F401  (puts tests/run on sys.path)
 from conftest import ROOT, fixture_path
 
 from hm.runtime.plugin import open_plugin
@@ -82,3 +83,43 @@ def test_a_missing_workspace_is_a_plugin_error(tmp_path: Path) -> None:
 
 def test_a_1_0_plugin_has_no_sessions() -> None:
     assert not supports_sessions(open_plugin(fixture_path("abi-1-0-runner")), "old")
+
+
+def test_session_output_is_only_for_a_session_open_call() -> None:
+    from hm.runtime import host_calls
+    from hm.runtime.calls import CallContext
+    from hm.runtime.host_services import HostServices
+    from hm.runtime.sessions import SessionServices
+
+    step = CallContext("p", "/p.so", "execute_step", HostServices(), "a")
+    assert host_calls.session_output(step, b"x")[0] == Status.ERR_UNAVAILABLE
+    ring = OutputRing()
+    import threading
+
+    session = CallContext("p", "/p.so", "session_open", SessionServices(ring, threading.Event()), "a")
+    assert host_calls.session_output(session, b"hello")[0] == Status.OK
+    assert ring.snapshot() == b"hello"
+    # a session_open call whose services are not a session's (a bug) is refused, not a crash
+    assert host_calls.session_output(CallContext("p", "/p.so", "session_open", HostServices()), b"x")[0] == 9
+
+
+def test_sigterm_during_hm_shell_ends_the_session_and_restores_the_terminal(tmp_path: Path) -> None:
+    import os
+    import signal
+    import termios
+
+    from pty_helpers import Terminal
+    from run_helpers import Project
+
+    project = Project(tmp_path / "p").pipeline("step('bad', 'exit 3')")
+    assert project.run().returncode == 1
+    t = Terminal(["shell", "bad"], cwd=project.root)
+    try:
+        t.expect("$ ")
+        os.kill(t.pid, signal.SIGTERM)
+        assert t.wait() == 128 + signal.SIGHUP  # the runner hung the session up
+        # hm put its terminal back: echo and canonical mode are on again
+        lflag = termios.tcgetattr(t.fd)[3]
+        assert lflag & termios.ECHO and lflag & termios.ICANON
+    finally:
+        t.kill()
