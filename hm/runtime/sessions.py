@@ -138,7 +138,7 @@ class Session:
 
     def _run(self) -> None:
         plugin = self.plugin
-        ctx = CallContext(plugin.name, plugin.path, "session_open", self._services, self.spec.step.key, plugin._owner)
+        ctx = plugin.context("session_open", self._services, self.spec.step.key)
         try:
             status, data = plugin.transport.session_open(self.handle, _encode(self.spec), ctx)  # type: ignore[attr-defined]
             self._result = translate(status, data, ExitInfo, plugin=plugin.name, path=plugin.path, op="session_open")
