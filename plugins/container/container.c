@@ -202,6 +202,7 @@ static hm_status_t manifest(void *instance, hm_call_t call, hm_buf_t *out)
     executor.images = 1;
     /* answers resolve_only, and reports StepResult.image_id (hm's step cache) */
     executor.resolves_images = 1;
+    executor.sessions = 1; /* session.c */
     executor.has_runner_args = 1;
     executor.n_runner_args = 4;
     hm_mp_writer_init(&w);
@@ -231,8 +232,6 @@ static void plugin_destroy(void *instance)
     free(instance);
 }
 
-/* The session_* entries (ABI 1.1) stay NULL: sessions into a kept container
- * through the Engine API's exec are not built yet, and hm says so. */
 static const hm_plugin_vtable_t vtable = {
     .header = {(uint32_t)sizeof(hm_plugin_vtable_t), HM_ABI_MAJOR, HM_ABI_MINOR},
     .manifest = manifest,
@@ -241,6 +240,11 @@ static const hm_plugin_vtable_t vtable = {
     .run_subcommand = NULL,
     .free = plugin_free,
     .destroy = plugin_destroy,
+    .session_open = ct_session_open, /* session.c: Engine API exec with a TTY */
+    .session_write = ct_session_write,
+    .session_resize = ct_session_resize,
+    .session_signal = ct_session_signal,
+    .session_close = ct_session_close,
 };
 
 HM_EXPORT const hm_plugin_vtable_t *hm_load_plugin(const hm_host_api_t *host, void **out_instance)

@@ -25,8 +25,17 @@ from run_helpers import hm_env
 class Terminal:
     """``hm ARGS`` as the foreground process of a new PTY of ``rows`` x ``cols``."""
 
-    def __init__(self, args: list[str], *, cwd: Path, plugins: tuple[str, ...] = (), rows: int = 30, cols: int = 100):
-        env = {**os.environ, **hm_env(plugins), "TERM": "xterm", "PS1": "$ "}
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        cwd: Path,
+        plugins: tuple[str, ...] = (),
+        rows: int = 30,
+        cols: int = 100,
+        env: dict[str, str] | None = None,
+    ):
+        env = {**os.environ, **hm_env(plugins), "TERM": "xterm", "PS1": "$ ", **(env or {})}
         env.pop("PYTHONUNBUFFERED", None)
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: hm on the PTY (its controlling terminal)
