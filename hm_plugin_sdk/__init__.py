@@ -4,7 +4,17 @@ the C headers (``hm_plugin_sdk/include``). The Rust crate lives in ``hm_plugin_s
 from __future__ import annotations
 
 from hm_plugin_sdk import protocol
-from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL, INCLUDE_DIR, KvScope, LogLevel, Status, Stream
+from hm_plugin_sdk.abi import (
+    ABI_MAJOR,
+    ABI_MINOR,
+    ENTRY_SYMBOL,
+    INCLUDE_DIR,
+    KvScope,
+    LogLevel,
+    Signal,
+    Status,
+    Stream,
+)
 
 __all__ = [
     "ABI_MAJOR",
@@ -13,6 +23,7 @@ __all__ = [
     "INCLUDE_DIR",
     "KvScope",
     "LogLevel",
+    "Signal",
     "Status",
     "Stream",
     "protocol",
