@@ -54,7 +54,7 @@ use crate::context::{KvScope, LogLevel, PluginContext, Status, Stream};
 use crate::msgpack::DecodeError;
 use crate::protocol::{
     ExecutorInput, ExitInfo, HookEvent, HookOutcome, Message, PluginError, PluginEvent, PluginManifest, StepResult,
-    SubcommandInput,
+    SessionSpec, SubcommandInput,
 };
 use crate::sys::{self, AbiHeader, Buf, CallHandle, HostApi, LoadPluginFn, PluginVtable, StatusCode};
 
@@ -69,6 +69,8 @@ pub enum CallKind {
     Hook,
     /// `run_subcommand`: outside a run.
     Subcommand,
+    /// `session_open` (ABI 1.1): outside a run; `session_output` works.
+    Session,
 }
 
 #[derive(Default)]
@@ -79,6 +81,7 @@ struct Recorded {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     kv: HashMap<(i32, Vec<u8>), Vec<u8>>,
+    session_output: Vec<u8>,
 }
 
 struct Shared {
@@ -250,6 +253,11 @@ impl MockHost {
         Ok(MockPlugin { host: self, vtable: vt, instance })
     }
 
+    /// Everything plugins sent with `session_output` (ABI 1.1), concatenated.
+    pub fn session_output(&self) -> Vec<u8> {
+        self.shared.recorded().session_output.clone()
+    }
+
     /// Everything the plugin streamed to `stream` with `emit_step_log`, concatenated.
     pub fn step_output(&self, stream: Stream) -> Vec<u8> {
         let rec = self.shared.recorded();
@@ -400,6 +408,44 @@ impl MockPlugin<'_> {
     pub fn run_subcommand(&self, input: &SubcommandInput) -> Result<ExitInfo, CallError> {
         let (status, out) = self.call_raw(Op::RunSubcommand, &input.to_msgpack());
         decode_reply(status, out)
+    }
+
+    /// Calls `session_open` (ABI 1.1) with `spec`; `started` gets the session's handle
+    /// first (for [`session_write`](Self::session_write) and the others, from another
+    /// thread) and the call blocks until the session ends. A NULL entry answers
+    /// `HM_ERR_UNSUPPORTED`.
+    pub fn session_open(&self, spec: &SessionSpec, started: impl FnOnce(CallHandle)) -> Result<ExitInfo, CallError> {
+        let Some(f) = self.vtable.session_open else {
+            return Err(CallError::Status { status: Status::Unsupported, error: None });
+        };
+        let input = spec.to_msgpack();
+        let handle = self.host.open(CallKind::Session);
+        let _close = CloseOnDrop(handle);
+        started(handle);
+        let mut out = Buf::EMPTY;
+        // SAFETY: vtable function of a loaded plugin; `input` is lent for the call.
+        let status = unsafe { f(self.instance, handle, input.as_ptr(), input.len(), &mut out) };
+        decode_reply(status, self.take(out))
+    }
+
+    /// `session_write` of a running session; its status code.
+    pub fn session_write(&self, session: CallHandle, data: &[u8]) -> StatusCode {
+        // SAFETY: vtable function of a loaded plugin; `data` is lent for the call.
+        self.vtable.session_write.map_or(sys::ERR_UNSUPPORTED, |f| unsafe {
+            f(self.instance, session, data.as_ptr(), data.len())
+        })
+    }
+
+    /// `session_resize` of a running session; its status code.
+    pub fn session_resize(&self, session: CallHandle, rows: u16, cols: u16) -> StatusCode {
+        // SAFETY: vtable function of a loaded plugin.
+        self.vtable.session_resize.map_or(sys::ERR_UNSUPPORTED, |f| unsafe { f(self.instance, session, rows, cols) })
+    }
+
+    /// `session_close` of a running session; its status code.
+    pub fn session_close(&self, session: CallHandle) -> StatusCode {
+        // SAFETY: vtable function of a loaded plugin.
+        self.vtable.session_close.map_or(sys::ERR_UNSUPPORTED, |f| unsafe { f(self.instance, session) })
     }
 
     /// Calls a capability with raw input bytes; returns the status and a copy of the
@@ -597,14 +643,22 @@ unsafe extern "C" fn mock_kv_compare_and_swap(
     })())
 }
 
-/// `session_output` (1.1): the mock runs no sessions.
+/// `session_output` (1.1): recorded during a [`CallKind::Session`] call, else UNAVAILABLE.
 ///
 /// # Safety
 ///
-/// None beyond the host contract: the bytes are not read.
-unsafe extern "C" fn mock_session_output(call: CallHandle, _data: *const u8, _len: usize) -> StatusCode {
-    let refused: Result<(), StatusCode> = live(call).and(Err(sys::ERR_UNAVAILABLE));
-    status(refused)
+/// `data` as for [`mock_log`].
+unsafe extern "C" fn mock_session_output(call: CallHandle, data: *const u8, len: usize) -> StatusCode {
+    status((|| {
+        let live = live(call)?;
+        if live.kind != CallKind::Session {
+            return Err(sys::ERR_UNAVAILABLE);
+        }
+        // SAFETY: the plugin lends the bytes (this function's contract).
+        let data = unsafe { lent(data, len)? };
+        live.shared.recorded().session_output.extend_from_slice(data);
+        Ok(())
+    })())
 }
 
 /// `emit_event`.
