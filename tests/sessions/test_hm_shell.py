@@ -21,7 +21,8 @@ step("bad", "echo data > made.txt; exit 3")
 @pytest.fixture
 def failed_run(tmp_path: Path) -> Project:
     project = Project(tmp_path / "p").pipeline(FAILING, env={"GREETING": "hello"})
-    result = project.run()
+    # --keep-going: `ok` runs to its end even when `bad` fails first (no fail-fast cancel)
+    result = project.run("--keep-going")
     assert result.returncode == 1, result.stderr
     return project
 
