@@ -128,7 +128,8 @@ class PluginConflictError(PluginError):
 
 
 class PluginCallError(PluginError):
-    """A capability call failed. ``code`` is the plugin's stable error code when it sent one."""
+    """A capability call failed. ``code`` is the plugin's stable error code when it
+    sent one; ``report`` is its whole ``PluginError`` message (as a dict) then."""
 
     exit_code = ExitCode.PLUGIN_RUNTIME
 
@@ -142,10 +143,49 @@ class PluginCallError(PluginError):
         where: str | None = None,
         hint: str | None = None,
         retryable: bool = False,
+        report: dict[str, object] | None = None,
     ) -> None:
         self.code = code
         self.retryable = retryable
+        self.report = report
         super().__init__(what, path=path, plugin=plugin, where=where, hint=hint)
+
+    def to_dict(self) -> dict[str, object]:
+        doc = super().to_dict()
+        doc["code"] = self.code
+        doc["retryable"] = self.retryable
+        if self.report is not None:
+            doc["report"] = self.report
+        return doc
+
+
+def render_plugin_report(
+    *,
+    code: str,
+    message: str,
+    title: str | None = None,
+    suggestion: str | None = None,
+    retryable: bool = False,
+    retry_commands: list[str] | tuple[str, ...] = (),
+    doc_url: str | None = None,
+) -> tuple[str, str | None]:
+    """``(what, hint)`` of a plugin's ``PluginError`` report: the one renderer, so a
+    plugin error reads the same wherever hm shows it (a failed step, a subcommand,
+    a hook, a session, ``hm plugin check``).
+
+    what: ``TITLE: MESSAGE [CODE]``; hint: the suggestion, then ``retry with:
+    `CMD` or `CMD``` (or ``it may work if retried`` when only ``retryable``), then
+    ``see DOC_URL``, joined with ``; ``.
+    """
+    what = f"{title}: {message} [{code}]" if title else f"{message} [{code}]"
+    parts = [suggestion] if suggestion else []
+    if retry_commands:
+        parts.append("retry with: " + " or ".join(f"`{c}`" for c in retry_commands))
+    elif retryable:
+        parts.append("it may work if retried")
+    if doc_url:
+        parts.append(f"see {doc_url}")
+    return what, "; ".join(parts) or None
 
 
 class PluginCrashed(PluginCallError):

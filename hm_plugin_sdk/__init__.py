@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL, INCLUDE_DIR, KvScope, LogLevel, Status, Stream
+from hm_plugin_sdk.abi import (
+    ABI_MAJOR,
+    ABI_MINOR,
+    ENTRY_SYMBOL,
+    INCLUDE_DIR,
+    KvScope,
+    LogLevel,
+    Signal,
+    Status,
+    Stream,
+)
 
 __all__ = [
     "ABI_MAJOR",
@@ -18,6 +28,7 @@ __all__ = [
     "INCLUDE_DIR",
     "KvScope",
     "LogLevel",
+    "Signal",
     "Status",
     "Stream",
     "protocol",

@@ -13,6 +13,7 @@ Who sends what::
     vtable.execute_step    ExecutorInput   -> StepResult
     vtable.on_hook_event   HookEvent       -> HookOutcome
     vtable.run_subcommand  SubcommandInput -> ExitInfo
+    vtable.session_open    SessionSpec     -> ExitInfo      (since ABI 1.1)
     any failing call       -> PluginError   (status HM_ERR_FAILED)
     host.emit_event        PluginEvent
 """
@@ -42,6 +43,7 @@ __all__ = [
     "PluginEventEmitted",
     "PluginManifest",
     "RunnerArgSpec",
+    "SessionSpec",
     "StepExecutorCapability",
     "StepFinished",
     "StepLog",
@@ -95,6 +97,10 @@ class StepExecutorCapability(_Message, kw_only=True, tag="step_executor", tag_fi
     #: an image on that id; on a runner without it such a step runs uncached.
     #: Added in hm 0.1 (ABI 1.0, optional).
     resolves_images: bool = False
+    #: The runner opens interactive sessions into a step's environment: its vtable
+    #: has the ``session_*`` entries (``hm shell``, ``hm run --debug``).
+    #: Since ABI 1.1 (optional).
+    sessions: bool = False
 
 
 class LifecycleHookCapability(_Message, kw_only=True, tag="lifecycle_hook", tag_field="kind"):
@@ -212,6 +218,42 @@ class StepResult(_Message, kw_only=True):
     #: in), as the engine names it, e.g. ``"sha256:…"``; ``None`` for a step
     #: without an image. Added in hm 0.1 (ABI 1.0, optional).
     image_id: Union[str, None] = None
+    #: What the runner kept of the step for a later session (``SessionSpec.target``),
+    #: e.g. the id of the container it left standing; ``None``: the workspace is
+    #: all there is. Since ABI 1.1 (optional).
+    session_target: Union[str, None] = None
+
+
+# --------------------------------------------------------------------------
+# Interactive sessions (since ABI 1.1)
+
+
+class SessionSpec(_Message, kw_only=True):
+    """Input of ``session_open``: a terminal session into a step's environment.
+
+    Since ABI 1.1. The session's output goes through ``host.session_output``;
+    the success output is an :class:`ExitInfo` with the exit code of the
+    session's process.
+    """
+
+    #: The run the step belongs to (``hm runs``).
+    run_id: str
+    #: The step as it ran.
+    step: StepSpec
+    #: Absolute path of the step's kept workspace: the session's working directory.
+    workspace: str
+    #: The step's environment, as it ran; the runner adds ``TERM``.
+    env: dict[str, str] = {}
+    #: The step's image, for a runner that runs steps in containers.
+    image: Union[str, None] = None
+    #: The command to run on the terminal; empty: an interactive shell.
+    argv: list[str] = []
+    #: The user's terminal size.
+    rows: int = 24
+    cols: int = 80
+    #: ``StepResult.session_target`` of the step (e.g. its kept container).
+    target: Union[str, None] = None
+    project_root: str = ""
 
 
 # --------------------------------------------------------------------------

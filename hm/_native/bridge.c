@@ -37,6 +37,11 @@
 #define HM_BRIDGE_OP_EXECUTE_STEP 1
 #define HM_BRIDGE_OP_ON_HOOK_EVENT 2
 #define HM_BRIDGE_OP_RUN_SUBCOMMAND 3
+#define HM_BRIDGE_OP_SESSION_OPEN 4
+#define HM_BRIDGE_SESSION_WRITE 1
+#define HM_BRIDGE_SESSION_RESIZE 2
+#define HM_BRIDGE_SESSION_SIGNAL 3
+#define HM_BRIDGE_SESSION_CLOSE 4
 #define HM_BRIDGE_SLOTS 64
 
 /* cffi defines these; they must be declared before the tables refer to them. */
@@ -51,6 +56,9 @@ static hm_status_t hm_py_write_stderr(int32_t, hm_call_t, const uint8_t *, size_
 static hm_status_t hm_py_archive_read(int32_t, hm_call_t, uint64_t, uint8_t *, size_t, size_t *);
 static hm_status_t hm_py_archive_total_size(int32_t, hm_call_t, uint64_t *);
 static hm_status_t hm_py_fs_read_config(int32_t, hm_call_t, const uint8_t *, size_t, hm_buf_t *);
+static hm_status_t hm_py_kv_compare_and_swap(int32_t, hm_call_t, int32_t, const uint8_t *, size_t, int32_t,
+                                             const uint8_t *, size_t, const uint8_t *, size_t);
+static hm_status_t hm_py_session_output(int32_t, hm_call_t, const uint8_t *, size_t);
 
 #include "step_log_batch.h"
 
@@ -97,6 +105,14 @@ static void hm_host_free(uint8_t *ptr, size_t len) {
     static hm_status_t s##n##_read_config(hm_call_t c, const uint8_t *p, size_t pl, hm_buf_t *o) {       \
         return hm_py_fs_read_config(n, c, p, pl, o);                                                     \
     }                                                                                                    \
+    /* cffi cannot tell a NULL `expected` from an empty one in Python: say it. */                        \
+    static hm_status_t s##n##_kv_cas(hm_call_t c, int32_t s, const uint8_t *k, size_t kl,                \
+                                     const uint8_t *e, size_t el, const uint8_t *v, size_t vl) {         \
+        return hm_py_kv_compare_and_swap(n, c, s, k, kl, e != NULL, e, el, v, vl);                       \
+    }                                                                                                    \
+    static hm_status_t s##n##_session_output(hm_call_t c, const uint8_t *d, size_t dl) {                 \
+        return hm_py_session_output(n, c, d, dl);                                                        \
+    }                                                                                                    \
     static const hm_host_api_t s##n##_table = {                                                          \
         {(uint32_t)sizeof(hm_host_api_t), HM_ABI_MAJOR, HM_ABI_MINOR},                                   \
         NULL,                                                                                            \
@@ -112,6 +128,8 @@ static void hm_host_free(uint8_t *ptr, size_t len) {
         s##n##_archive_size,                                                                             \
         s##n##_read_config,                                                                              \
         hm_host_free,                                                                                    \
+        s##n##_kv_cas,                                                                                   \
+        s##n##_session_output,                                                                           \
     };
 
 SLOT(0) SLOT(1) SLOT(2) SLOT(3) SLOT(4) SLOT(5) SLOT(6) SLOT(7)
@@ -155,7 +173,8 @@ typedef struct hm_site {
 
 static _Thread_local hm_site_t hm_site = {NULL, NULL, NULL};
 
-static const char *const HM_OP_NAMES[] = {"manifest", "execute_step", "on_hook_event", "run_subcommand"};
+static const char *const HM_OP_NAMES[] = {"manifest", "execute_step", "on_hook_event", "run_subcommand",
+                                          "session_open"};
 
 /* ---- opening and calling ----------------------------------------------------- */
 
@@ -211,9 +230,33 @@ static int hm_bridge_vtable_missing(const hm_plugin_vtable_t *vt) {
     return (vt->manifest ? 0 : 1) | (vt->free ? 0 : 2) | (vt->destroy ? 0 : 4);
 }
 
-/* Bits: 1 execute_step, 2 on_hook_event, 4 run_subcommand. */
+/* Whether the vtable has every session function (since 1.1): its struct_size
+ * covers them and none is NULL. A 1.0 plugin's table ends before them. */
+static int hm_vt_has_sessions(const hm_plugin_vtable_t *vt) {
+    return HM_TABLE_HAS(vt, hm_plugin_vtable_t, session_close) && vt->session_open && vt->session_write &&
+           vt->session_resize && vt->session_signal && vt->session_close;
+}
+
+/* Bits: 1 execute_step, 2 on_hook_event, 4 run_subcommand, 8 sessions (1.1). */
 static int hm_bridge_vtable_offers(const hm_plugin_vtable_t *vt) {
-    return (vt->execute_step ? 1 : 0) | (vt->on_hook_event ? 2 : 0) | (vt->run_subcommand ? 4 : 0);
+    return (vt->execute_step ? 1 : 0) | (vt->on_hook_event ? 2 : 0) | (vt->run_subcommand ? 4 : 0) |
+           (hm_vt_has_sessions(vt) ? 8 : 0);
+}
+
+/* Controls a running session (the plugin's session_write/resize/signal/close,
+ * HM_BRIDGE_SESSION_*): `data` for write, `a` x `b` for resize, `a` the signal.
+ * HM_ERR_UNSUPPORTED when the vtable has no sessions. Called from a thread other
+ * than the one in session_open, so it sets no crash site of its own. */
+static hm_status_t hm_bridge_session_ctl(const hm_plugin_vtable_t *vt, void *inst, int what, hm_call_t session,
+                                         const char *data, size_t len, int a, int b) {
+    if (!hm_vt_has_sessions(vt)) return HM_ERR_UNSUPPORTED;
+    switch (what) {
+    case HM_BRIDGE_SESSION_WRITE: return vt->session_write(inst, session, (const uint8_t *)data, len);
+    case HM_BRIDGE_SESSION_RESIZE: return vt->session_resize(inst, session, (uint16_t)a, (uint16_t)b);
+    case HM_BRIDGE_SESSION_SIGNAL: return vt->session_signal(inst, session, (int32_t)a);
+    case HM_BRIDGE_SESSION_CLOSE: return vt->session_close(inst, session);
+    default: return HM_ERR_INVALID_ARGUMENT;
+    }
 }
 
 static hm_status_t hm_bridge_manifest(const hm_plugin_vtable_t *vt, void *inst, hm_call_t call, hm_buf_t *out,
@@ -247,6 +290,7 @@ static size_t hm_bridge_invoke(const hm_plugin_vtable_t *vt, void *inst, int slo
     case HM_BRIDGE_OP_EXECUTE_STEP: fn = vt->execute_step; break;
     case HM_BRIDGE_OP_ON_HOOK_EVENT: fn = vt->on_hook_event; break;
     case HM_BRIDGE_OP_RUN_SUBCOMMAND: fn = vt->run_subcommand; break;
+    case HM_BRIDGE_OP_SESSION_OPEN: fn = hm_vt_has_sessions(vt) ? vt->session_open : NULL; break;
     default: *status = HM_ERR_INVALID_ARGUMENT; return 0;
     }
     if (!fn) {

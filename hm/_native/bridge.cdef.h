@@ -20,10 +20,18 @@ extern "Python" hm_status_t hm_py_write_stderr(int32_t, hm_call_t, const uint8_t
 extern "Python" hm_status_t hm_py_archive_read(int32_t, hm_call_t, uint64_t, uint8_t *, size_t, size_t *);
 extern "Python" hm_status_t hm_py_archive_total_size(int32_t, hm_call_t, uint64_t *);
 extern "Python" hm_status_t hm_py_fs_read_config(int32_t, hm_call_t, const uint8_t *, size_t, hm_buf_t *);
+extern "Python" hm_status_t hm_py_kv_compare_and_swap(int32_t, hm_call_t, int32_t, const uint8_t *, size_t, int32_t,
+                                                      const uint8_t *, size_t, const uint8_t *, size_t);
+extern "Python" hm_status_t hm_py_session_output(int32_t, hm_call_t, const uint8_t *, size_t);
 
 #define HM_BRIDGE_OP_EXECUTE_STEP 1
 #define HM_BRIDGE_OP_ON_HOOK_EVENT 2
 #define HM_BRIDGE_OP_RUN_SUBCOMMAND 3
+#define HM_BRIDGE_OP_SESSION_OPEN 4
+#define HM_BRIDGE_SESSION_WRITE 1
+#define HM_BRIDGE_SESSION_RESIZE 2
+#define HM_BRIDGE_SESSION_SIGNAL 3
+#define HM_BRIDGE_SESSION_CLOSE 4
 
 int hm_bridge_slots(void);
 const hm_host_api_t *hm_bridge_host_api(int slot);
@@ -37,6 +45,8 @@ hm_status_t hm_bridge_manifest(const hm_plugin_vtable_t *vt, void *inst, hm_call
 size_t hm_bridge_invoke(const hm_plugin_vtable_t *vt, void *inst, int slot, int op, hm_call_t call,
                         const char *in, size_t in_len, char *scratch, size_t cap,
                         hm_status_t *status, hm_buf_t *big, const char *label, const char *step);
+hm_status_t hm_bridge_session_ctl(const hm_plugin_vtable_t *vt, void *inst, int what, hm_call_t session,
+                                  const char *data, size_t len, int a, int b);
 void hm_bridge_release(const hm_plugin_vtable_t *vt, void *inst, hm_buf_t *out);
 void hm_bridge_destroy(const hm_plugin_vtable_t *vt, void *inst);
 int hm_bridge_host_copy(const char *data, size_t len, hm_buf_t *out);

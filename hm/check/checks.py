@@ -26,7 +26,7 @@ import msgspec
 from hm.check.exercise import Answer, Call, Sandbox, subscribed_kinds
 from hm.errors import PluginLoadError
 from hm.runtime import Op, Plugin, VtableFacts, check_vtable, open_plugin, open_transport
-from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL
+from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL, host_table_size
 from hm_plugin_sdk.protocol import (
     LifecycleHookCapability,
     StepExecutorCapability,
@@ -471,6 +471,20 @@ def check_older_host(t: Target) -> Verdict:
     A crash there is judged by the suite."""
     size = OLDER_HOST_SIZE
     what = f"a host table of ABI {ABI_MAJOR}.0 with struct_size {size} (header, host_data and log only)"
+    return _on_cut_host(t, what)
+
+
+def check_minor_host(t: Target) -> Verdict:
+    """The same as ``older-host`` with the whole host table of an older minor
+    (``t.arg``, e.g. ``"0"``): it ends before every entry a later minor added, as
+    an hm of that minor hands it out ("growth is proven": every older minor)."""
+    minor = int(t.arg or 0)
+    size = host_table_size(minor)
+    what = f"the host table of ABI {ABI_MAJOR}.{minor} (struct_size {size}, no entry added after {ABI_MAJOR}.{minor})"
+    return _on_cut_host(t, what)
+
+
+def _on_cut_host(t: Target, what: str) -> Verdict:
     try:
         t.facts()
     except PluginLoadError as err:
@@ -514,4 +528,5 @@ CHECKS: dict[str, Callable[[Target], Verdict]] = {
     "free": check_free,
     "threads": check_threads,
     "older-host": check_older_host,
+    "host-minor": check_minor_host,
 }

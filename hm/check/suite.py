@@ -30,6 +30,7 @@ import msgspec
 from hm.check.checks import CHECKS, OLDER_HOST_SIZE, Target, Verdict
 from hm.check.stdio_checks import NOT_APPLICABLE, STDIO_CHECKS
 from hm.errors import PluginCallAbandoned, PluginCrashed, PluginLoadError
+from hm_plugin_sdk.abi import ABI_MAJOR, ABI_MINOR, host_table_size
 from hm_plugin_sdk.protocol import PluginManifest
 
 __all__ = ["DEFAULT_TIMEOUT", "CheckResult", "SuiteReport", "run_suite"]
@@ -128,7 +129,14 @@ def run_suite(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> SuiteReport:
     planned = [_Planned(_capability_name(c), f"capability:{i}") for i, c in enumerate(manifest.capabilities)]
     planned += [_Planned("free", "free"), _Planned("threads", "threads")]
     planned.append(_Planned("older-host", "older-host", _OLDER_HOST_HINT))
-    skipped = {p.name: NOT_APPLICABLE[p.name] for p in planned if stdio and p.name in NOT_APPLICABLE}
+    # every older minor's whole table ("growth is proven, not promised")
+    planned += [_Planned(f"host-{ABI_MAJOR}.{m}", f"host-minor:{m}", _OLDER_HOST_HINT) for m in range(ABI_MINOR)]
+    # an older minor's host table is a native library's concern, like older-host
+    not_applicable = {
+        **NOT_APPLICABLE,
+        **{p.name: NOT_APPLICABLE["older-host"] for p in planned if p.name.startswith("host-")},
+    }
+    skipped = {p.name: not_applicable[p.name] for p in planned if stdio and p.name in not_applicable}
     workers = max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hm-check") as pool:
         results = list(pool.map(runner.run, [p for p in planned if p.name not in skipped]))
@@ -140,7 +148,16 @@ def run_suite(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> SuiteReport:
 
 
 #: The fixed checks, in order; capability checks go between manifest and free.
-_AFTER = ("load", "header", "manifest", "capabilities", "free", "threads", "older-host")
+_AFTER = (
+    "load",
+    "header",
+    "manifest",
+    "capabilities",
+    "free",
+    "threads",
+    "older-host",
+    *(f"host-{ABI_MAJOR}.{m}" for m in range(ABI_MINOR)),
+)
 
 
 def _capability_name(cap: Any) -> str:
@@ -173,11 +190,14 @@ class _CheckRunner:
         # backtrace per panic would make the repeated-call checks crawl.
         self.env = {**os.environ, "RUST_BACKTRACE": "0"}
 
-    def _options(self, check: str) -> dict[str, Any]:
+    def _options(self, check: str, arg: str = "") -> dict[str, Any]:
         # what the plugin prints goes into the check's detail, not onto the terminal
         quiet = {"stderr_level": logging.DEBUG}
         if check == "older-host":
             return {"env": self.env, "host_size": OLDER_HOST_SIZE, "host_minor": 0, **quiet}
+        if check == "host-minor":
+            minor = int(arg)
+            return {"env": self.env, "host_size": host_table_size(minor), "host_minor": minor, **quiet}
         if check != "free":
             return {"env": self.env, **quiet}
         env = {**self.env, **_HEAP_CHECK_ENV}
@@ -188,7 +208,9 @@ class _CheckRunner:
 
     def run(self, planned: _Planned) -> tuple[CheckResult, dict[str, Any]]:
         name, _, arg = planned.arg.partition(":")
-        target = Target(self.path, arg or None, deadline=time.monotonic() + self.timeout, options=self._options(name))
+        target = Target(
+            self.path, arg or None, deadline=time.monotonic() + self.timeout, options=self._options(name, arg)
+        )
         hint = f"; {planned.hint}" if planned.hint else ""
         try:
             verdict = self.checks[name](target)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from hm import __version__
-from hm.cli import cache_cmd, output, pipelines_cmd, plugin_cmds, run_cmd, runs_cmd, schema_cmd
+from hm.cli import cache_cmd, output, pipelines_cmd, plugin_cmds, run_cmd, runs_cmd, schema_cmd, shell_cmd
 from hm.cli.group import HmGroup
 from hm.cli.options import FormatOption
 from hm.cli.session import SESSION
@@ -29,6 +29,7 @@ app.add_typer(runs_cmd.app, name="runs")
 app.command("logs")(runs_cmd.logs)
 app.command("artifacts")(runs_cmd.artifacts)
 app.command("pipelines")(pipelines_cmd.pipelines)
+app.command("shell")(shell_cmd.shell)
 
 
 def _print_version(value: bool) -> None:

@@ -16,7 +16,7 @@ from hm.errors import ExitCode
 
 if TYPE_CHECKING:
     from hm.pipeline.routing import RunnerInfo
-    from hm.run.engine import Sink
+    from hm.run.engine import RunResult, Sink
     from hm.run.output_human import HumanSink
     from hm.runtime import Registry
 
@@ -52,6 +52,11 @@ def run(
     ),
     artifacts_dir: Path | None = typer.Option(
         None, "--artifacts-dir", help="Copy the run's artifacts into this folder, as STEP/PATH.", file_okay=False
+    ),
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        help="On a failure, open a terminal session in the first failed step's workspace (stdin must be a terminal).",
     ),
 ) -> None:
     """Run a pipeline of the project (or --file), each step on the runner plugin it names."""
@@ -132,8 +137,39 @@ def run(
             output.stderr.print(
                 f"copied {len(copied)} artifact{'' if len(copied) == 1 else 's'} to {safe(artifacts_dir)}"
             )
+    if debug and result.exit_code != ExitCode.OK:
+        if format == "json":  # stdout is the event stream: a terminal session would corrupt it
+            output.stderr.print("--debug: not with --format json (stdout is the event stream); no session opened")
+        else:
+            _debug_session(root, result)
     if result.exit_code != ExitCode.OK:
         raise typer.Exit(int(result.exit_code))
+
+
+def _debug_session(root: Path, result: RunResult) -> None:
+    """``--debug``: a session into the first failed step that kept its workspace.
+
+    Skipped, with a note, when stdin is not a terminal (a CI log cannot type) or
+    no failed step was kept; hm's exit code stays the run's either way.
+    """
+    import sys
+
+    first = next((key for o in result.outcomes for key in result.kept_failed if key == o.key), None)
+    if first is None:
+        output.stderr.print("--debug: no failed step kept its workspace; no session opened")
+        return
+    if not sys.stdin.isatty():
+        output.stderr.print(
+            "--debug: stdin is not a terminal, so no session was opened; "
+            f"later: `hm shell {first} --run {result.run_id}`"
+        )
+        return
+    from hm.cli.shell_cmd import open_session
+    from hm.run.records import RunStore
+
+    output.stderr.print(f"--debug: opening a session in step '{safe(first)}' (exit it to finish)")
+    code = open_session(RunStore(root).find(result.run_id), first, [])
+    output.stderr.print(f"--debug: the session ended with exit code {code}")
 
 
 def _last_failed(root: Path, slug: str) -> list[str]:

@@ -65,8 +65,24 @@ def runs(ctx: typer.Context, format: FormatOption = "human") -> None:
 
 
 @app.command("prune")
-def prune(keep: int = typer.Option(..., "--keep", min=0, help="How many of the newest runs to keep.")) -> None:
-    """Delete all but the newest runs of this project (a running one is never deleted)."""
+def prune(
+    keep: int | None = typer.Option(None, "--keep", min=0, help="How many of the newest runs to keep."),
+    workspaces: bool = typer.Option(
+        False, "--workspaces", help="Delete the kept workspaces of failed steps instead (of all but --keep runs)."
+    ),
+) -> None:
+    """Delete all but the newest runs of this project (a running one is never deleted),
+    or with --workspaces only the failed steps' workspaces they kept for `hm shell`."""
+    if workspaces:
+        from hm.run.kept import prune_kept
+
+        pruned = prune_kept(_store(), keep or 0)
+        output.stdout.print(f"deleted the kept workspaces of {len(pruned)} run{'' if len(pruned) == 1 else 's'}")
+        return
+    if keep is None:
+        raise UsageError(
+            "give --keep N (runs to keep) or --workspaces", where="hm runs prune", hint="`hm runs prune --keep 5`"
+        )
     gone = _store().prune(keep)
     output.stdout.print(f"deleted {len(gone)} run record{'' if len(gone) == 1 else 's'}")
 

@@ -37,6 +37,7 @@ from hm.pipeline.routing import route
 from hm.run.archive import WorkspaceArchive
 from hm.run.events import EventBus, now_ts
 from hm.run.hooks import Abort, Hook, HookDispatcher
+from hm.run.kept import KeptStep, keep_failed, keep_failed_runs, prune_kept
 from hm.run.records import RunRecorder, RunStore, keep_runs
 from hm.run.run_dir import RunDirectory, remove_tree
 from hm.run.scheduler import Scheduler, StepOutcome, StepRunner
@@ -90,6 +91,8 @@ class RunResult:
     record_dir: Path | None = None
     #: The step workspaces' folder, when HM_KEEP_WORKSPACES kept it.
     kept_workspaces: Path | None = None
+    #: Keys of the failed steps whose workspaces the record kept for `hm shell` (hm.run.kept).
+    kept_failed: list[str] = field(default_factory=list)
 
 
 def command_steps(pipeline: Pipeline) -> list[CommandStep]:
@@ -249,7 +252,10 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         bus.emit(finished)
         record_dir = recorder.dir if recorder is not None and recorder.artifacts_dir("") is not None else None
         kept = workspaces.root if options.keep_workspaces else None
-        return RunResult(run_id, code, finished, outcomes, record_dir, kept)
+        kept_failed = []
+        if record_dir is not None and not options.keep_workspaces:
+            kept_failed = _keep_failed(record_dir, workspaces.root, scheduler, executors, outcomes)
+        return RunResult(run_id, code, finished, outcomes, record_dir, kept, kept_failed)
     finally:
         bus.close()
         dispatcher.close()
@@ -258,6 +264,7 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         if recorder is not None:
             recorder.close()
             RunStore(options.project_root).prune(keep_runs())
+            prune_kept(RunStore(options.project_root), keep_failed_runs())
         if options.json_events:
             set_last_words(None)
         workspaces.close()
@@ -266,6 +273,33 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         else:
             run_dir.remove()
         restore()
+
+
+def _keep_failed(
+    record_dir: Path,
+    root: Path,
+    scheduler: Scheduler,
+    executors: dict[str, StepRunner],
+    outcomes: list[StepOutcome],
+) -> list[str]:
+    """Move the failed steps' workspaces into the record, for `hm shell` (hm.run.kept)."""
+    by_key = {o.key: o for o in outcomes}
+    failed = [
+        KeptStep(
+            run_id=inp.run_id,
+            step=inp.step,
+            env=inp.env,
+            runner=executors[key].runner,
+            plugin=executors[key].plugin.name,
+            status=by_key[key].status,
+            exit_code=by_key[key].exit_code,
+            session_target=by_key[key].session_target,
+            project_root=inp.project_root,
+        )
+        for key, inp in scheduler.failed_inputs.items()
+        if key in by_key
+    ]
+    return keep_failed(record_dir, root, failed)
 
 
 def _cache_config(pipeline: Pipeline, options: RunOptions) -> CacheConfig | None:

@@ -76,6 +76,8 @@ class StepOutcome:
     #: What the step cache did (``step_finished.cache``), and the image id the runner reported.
     cache: str | None = None
     image_id: str | None = None
+    #: What the runner kept for a session into this step (``StepResult.session_target``, ABI 1.1).
+    session_target: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -118,6 +120,8 @@ class Scheduler:
         self.workspaces = workspaces
         self.keep_going = keep_going
         self.outcomes: dict[str, StepOutcome] = {}
+        #: The input of every step that failed or timed out, by key.
+        self.failed_inputs: dict[str, ExecutorInput] = {}
         self._slots = anyio.CapacityLimiter(parallelism)
         self._threads = anyio.CapacityLimiter(parallelism)
         self._done: dict[str, anyio.Event] = {}
@@ -311,6 +315,8 @@ class Scheduler:
         outcome.cache = await self._cache_after(ticket, outcome, workspace, executor, state)
         outcome.duration_ms = int((time.monotonic() - started) * 1000)  # storing it is part of the step
         outcome.tail = list(state.tail)
+        if outcome.status in ("failed", "timed_out"):  # its workspace may be kept for `hm shell` (hm.run.kept)
+            self.failed_inputs[step.key] = inp
         self.outcomes[step.key] = outcome
         self._done[step.key].set()
         self.bus.emit(
@@ -421,7 +427,14 @@ class Scheduler:
         status = "failed" if result.status == "succeeded" and result.exit_code != 0 else result.status
         if status == "failed" and not message:
             message = f"exited with code {result.exit_code}"
-        return StepOutcome(step.key, status, exit_code=result.exit_code, message=message, image_id=result.image_id)
+        return StepOutcome(
+            step.key,
+            status,
+            exit_code=result.exit_code,
+            message=message,
+            image_id=result.image_id,
+            session_target=result.session_target,
+        )
 
     def _given_up(self, step: CommandStep, state: StepState, why: str) -> StepOutcome:
         """The outcome of a step whose runner did not stop when asked."""

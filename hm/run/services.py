@@ -174,6 +174,18 @@ class RunServices(HostServices):
         with self._kv_lock:
             self._mem_kv[self._mem_key(ctx, scope, key)] = value
 
+    def kv_compare_and_swap(
+        self, ctx: CallContext, scope: KvScope, key: bytes, expected: bytes | None, value: bytes
+    ) -> bool:
+        if scope is KvScope.PLUGIN:
+            return super().kv_compare_and_swap(ctx, scope, key, expected, value)
+        with self._kv_lock:  # the same lock as kv_get/kv_set: compare and write are one step
+            mem_key = self._mem_key(ctx, scope, key)
+            if self._mem_kv.get(mem_key) != expected:
+                return False
+            self._mem_kv[mem_key] = value
+            return True
+
     # -- archive ----------------------------------------------------------------
     def archive_size(self, ctx: CallContext) -> int:
         self._only_in_steps(ctx)

@@ -9,7 +9,8 @@ Internals, by job: ``discovery`` (where libraries are), ``probe`` and
 what), ``transport`` (the seam), ``inprocess``/``loader``/``host_api`` (a library
 in hm's process), ``worker``/``worker_protocol`` (a library in a worker),
 ``stdio``/``stdio_protocol``/``stdio_descriptor`` (an executable speaking
-JSON-RPC), ``host_calls``/``host_services`` (what a plugin can ask of hm), ``calls``
+JSON-RPC), ``host_calls``/``host_services`` (what a plugin can ask of hm), ``sessions``
+(interactive sessions, ABI 1.1), ``calls``
 (handles), ``limits``, ``isolation``, ``install``.
 """
 
@@ -37,6 +38,8 @@ __all__ = [
     "PluginRecord",
     "Registry",
     "RemoveResult",
+    "Session",
+    "SessionServices",
     "Transport",
     "UnavailablePlugin",
     "VtableFacts",
@@ -54,8 +57,10 @@ __all__ = [
     "read_descriptor",
     "read_project_config",
     "remove_plugin",
+    "session_error",
     "set_last_words",
     "shutdown_workers",
+    "supports_sessions",
     "translate",
     "unavailable_bundled",
 ]
@@ -100,6 +105,10 @@ _WHERE = {
     "read_descriptor": "stdio_descriptor",
     "STDIO_PROTOCOL": "stdio_protocol",
     "probe": "probe",
+    "Session": "sessions",
+    "SessionServices": "sessions",
+    "session_error": "sessions",
+    "supports_sessions": "sessions",
 }
 
 
@@ -134,6 +143,7 @@ if TYPE_CHECKING:
     from hm.runtime.plugin import Plugin, open_plugin, translate
     from hm.runtime.probe import probe
     from hm.runtime.registry import PluginRecord, Registry
+    from hm.runtime.sessions import Session, SessionServices, session_error, supports_sessions
     from hm.runtime.stdio_descriptor import is_descriptor, read_descriptor
     from hm.runtime.stdio_protocol import STDIO_PROTOCOL
     from hm.runtime.transport import ISOLATIONS, Isolation, Op, Transport, open_transport

@@ -97,6 +97,40 @@ def hm_py_kv_set(slot: int, call: int, scope: int, key: Any, key_len: int, value
 
 
 @ffi.def_extern(onerror=_on_error)
+def hm_py_kv_compare_and_swap(
+    slot: int,
+    call: int,
+    scope: int,
+    key: Any,
+    key_len: int,
+    has_expected: int,
+    expected: Any,
+    expected_len: int,
+    value: Any,
+    value_len: int,
+) -> int:
+    try:
+        ctx = _ctx(slot, call)
+    except _Refused as r:
+        return r.status
+    if (key == ffi.NULL and key_len) or (value == ffi.NULL and value_len):
+        return _INVALID
+    old = _bytes(expected, expected_len) if has_expected else None
+    return host_calls.kv_compare_and_swap(ctx, scope, _bytes(key, key_len), old, _bytes(value, value_len))[0]
+
+
+@ffi.def_extern(onerror=_on_error)
+def hm_py_session_output(slot: int, call: int, data: Any, data_len: int) -> int:
+    try:
+        ctx = _ctx(slot, call)
+    except _Refused as r:
+        return r.status
+    if data == ffi.NULL and data_len:
+        return _INVALID
+    return host_calls.session_output(ctx, _bytes(data, data_len))[0]
+
+
+@ffi.def_extern(onerror=_on_error)
 def hm_py_emit_event(slot: int, call: int, msg: Any, msg_len: int) -> int:
     try:
         ctx = _ctx(slot, call)

@@ -28,10 +28,12 @@ __all__ = [
     "archive_size",
     "emit_event",
     "guarded",
+    "kv_compare_and_swap",
     "kv_get",
     "kv_set",
     "log_message",
     "read_config",
+    "session_output",
     "should_cancel",
     "step_log",
     "write_stderr",
@@ -109,6 +111,26 @@ def kv_set(ctx: CallContext, scope: int, key: bytes, value: bytes) -> Answer:
     if len(key) > MAX_KV_KEY_BYTES or len(value) > MAX_KV_VALUE_BYTES:
         return _INVALID, None
     ctx.services.kv_set(ctx, _scope(scope), key, value)
+    return OK, None
+
+
+@guarded
+def kv_compare_and_swap(ctx: CallContext, scope: int, key: bytes, expected: bytes | None, value: bytes) -> Answer:
+    """Since 1.1: ``value`` under ``key`` if the stored value is ``expected``
+    (``None``: absent); CONFLICT when it is not, and nothing is written."""
+    too_big = expected is not None and len(expected) > MAX_KV_VALUE_BYTES
+    if len(key) > MAX_KV_KEY_BYTES or len(value) > MAX_KV_VALUE_BYTES or too_big:
+        return _INVALID, None
+    swapped = ctx.services.kv_compare_and_swap(ctx, _scope(scope), key, expected, value)
+    return (OK if swapped else int(Status.ERR_CONFLICT)), None
+
+
+@guarded
+def session_output(ctx: CallContext, data: bytes) -> Answer:
+    """Since 1.1: terminal output of the session a ``session_open`` call runs."""
+    if ctx.op != "session_open":
+        return int(Status.ERR_UNAVAILABLE), None
+    ctx.services.session_output(ctx, data)
     return OK, None
 
 

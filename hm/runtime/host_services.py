@@ -79,6 +79,18 @@ class HostServices:
             raise HostStatus(Status.ERR_UNAVAILABLE)
         self._plugin_kv().set(ctx.plugin, key, value)
 
+    def kv_compare_and_swap(
+        self, ctx: CallContext, scope: KvScope, key: bytes, expected: bytes | None, value: bytes
+    ) -> bool:
+        """Since 1.1: True when swapped, False on a conflict."""
+        if scope is not KvScope.PLUGIN or ctx.op == "manifest":
+            raise HostStatus(Status.ERR_UNAVAILABLE)
+        return self._plugin_kv().compare_and_swap(ctx.plugin, key, expected, value)
+
+    def session_output(self, ctx: CallContext, data: bytes) -> None:
+        """Since 1.1: only a session's services take its output."""
+        raise HostStatus(Status.ERR_UNAVAILABLE)
+
     def _plugin_kv(self) -> PluginKvStore:
         if self._kv is None:
             self._kv = PluginKvStore.default()

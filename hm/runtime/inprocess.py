@@ -104,6 +104,37 @@ class InProcessTransport:
             return status[0], ffi.unpack(scratch, size)
         return status[0], self._take(big)
 
+    def session_open(self, handle: int, payload: bytes, ctx: CallContext) -> tuple[int, bytes]:
+        """Run ``session_open`` (ABI 1.1) under ``handle``, chosen by the caller because
+        it also names the session in :meth:`session_control`. Blocks until the session ends."""
+        scratch, status, big = _buffers.bufs
+        _live[handle] = ctx
+        try:
+            size = lib.hm_bridge_invoke(
+                self._vt,
+                self._inst,
+                self.owner,
+                4,  # HM_BRIDGE_OP_SESSION_OPEN
+                handle,
+                payload,
+                len(payload),
+                scratch,
+                _SCRATCH_BYTES,
+                status,
+                big,
+                self._label,
+                (ctx.step_key or "").encode(),
+            )
+        finally:
+            del _live[handle]
+        if size <= _SCRATCH_BYTES:
+            return status[0], ffi.unpack(scratch, size)
+        return status[0], self._take(big)
+
+    def session_control(self, handle: int, what: int, data: bytes, a: int, b: int) -> int:
+        """``session_write/resize/signal/close`` (``HM_BRIDGE_SESSION_*``) of a running session."""
+        return int(lib.hm_bridge_session_ctl(self._vt, self._inst, what, handle, data, len(data), a, b))
+
     def _take(self, out: Any) -> bytes:
         """Copy the plugin's output and release it through the plugin's own ``free``."""
         if out.ptr == ffi.NULL:

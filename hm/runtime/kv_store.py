@@ -40,6 +40,35 @@ class PluginKvStore:
         row = self._conn().execute("SELECT value FROM kv WHERE plugin = ? AND key = ?", (plugin, key)).fetchone()
         return None if row is None else bytes(row[0])
 
+    def compare_and_swap(self, plugin: str, key: bytes, expected: bytes | None, value: bytes) -> bool:
+        """Store ``value`` if the stored value is ``expected`` (``None``: no row).
+
+        One ``BEGIN IMMEDIATE`` transaction: it takes SQLite's write lock before it
+        reads, so no other thread or process can write between the comparison and
+        the update (a deferred transaction would read first and could lose an
+        update to a concurrent writer). Other writers wait up to the connection's
+        busy timeout.
+        """
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT value FROM kv WHERE plugin = ? AND key = ?", (plugin, key)).fetchone()
+            current = None if row is None else bytes(row[0])
+            if current != expected:
+                conn.execute("ROLLBACK")
+                return False
+            conn.execute(
+                "INSERT INTO kv (plugin, key, value) VALUES (?, ?, ?)"
+                " ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value",
+                (plugin, key, value),
+            )
+            conn.execute("COMMIT")
+            return True
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
     def set(self, plugin: str, key: bytes, value: bytes) -> None:
         self._conn().execute(
             "INSERT INTO kv (plugin, key, value) VALUES (?, ?, ?)"

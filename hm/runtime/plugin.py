@@ -14,7 +14,14 @@ from typing import TypeVar
 
 import msgspec
 
-from hm.errors import PluginCallAbandoned, PluginCallError, PluginCrashed, PluginLoadError, PluginOutputTooLarge
+from hm.errors import (
+    PluginCallAbandoned,
+    PluginCallError,
+    PluginCrashed,
+    PluginLoadError,
+    PluginOutputTooLarge,
+    render_plugin_report,
+)
 from hm.runtime.calls import CallContext
 from hm.runtime.host_services import HostServices
 from hm.runtime.limits import MAX_MANIFEST_BYTES, MAX_MESSAGE_BYTES
@@ -148,12 +155,9 @@ def translate(status: int, data: bytes, out_type: type[T], *, plugin: str, path:
                 code="malformed_error",
                 hint="this is a bug in the plugin; report it to its author",
             )
-        what = f"{err.title}: {err.message}" if err.title else err.message
-        hint = err.suggestion
-        if err.retry_commands:
-            hint = f"{hint + '; ' if hint else ''}retry with: {' ; '.join(err.retry_commands)}"
+        what, hint = _rendered(err)
         raise PluginCallError(
-            f"{what} [{err.code}]", path=path, plugin=plugin, code=err.code, hint=hint, retryable=err.retryable
+            what, path=path, plugin=plugin, code=err.code, hint=hint, retryable=err.retryable, report=_report(err)
         )
     try:
         name = Status(status).name
@@ -164,8 +168,35 @@ def translate(status: int, data: bytes, out_type: type[T], *, plugin: str, path:
     else:
         what = f"{op} returned {name} ({status})"
         report = _optional_error(data)  # the header lets a plugin explain any failure
-        what += f": {report.message} [{report.code}]" if report else " without an error report"
+        if report is not None:
+            shown, hint = _rendered(report)
+            raise PluginCallError(
+                f"{what}: {shown}",
+                path=path,
+                plugin=plugin,
+                code=name.lower(),
+                hint=hint or "report this to the plugin's author",
+                retryable=report.retryable,
+                report=_report(report),
+            )
+        what += " without an error report"
     raise PluginCallError(what, path=path, plugin=plugin, code=name.lower(), hint="report this to the plugin's author")
+
+
+def _rendered(err: PluginError) -> tuple[str, str | None]:
+    return render_plugin_report(
+        code=err.code,
+        message=err.message,
+        title=err.title,
+        suggestion=err.suggestion,
+        retryable=err.retryable,
+        retry_commands=err.retry_commands,
+        doc_url=err.doc_url,
+    )
+
+
+def _report(err: PluginError) -> dict[str, object]:
+    return msgspec.to_builtins(err)
 
 
 def _optional_error(data: bytes) -> PluginError | None:

@@ -36,6 +36,8 @@ class Op(enum.IntEnum):
     EXECUTE_STEP = 1
     ON_HOOK_EVENT = 2
     RUN_SUBCOMMAND = 3
+    #: Since ABI 1.1; in process only (sessions never run in a worker).
+    SESSION_OPEN = 4
 
 
 class Transport(Protocol):

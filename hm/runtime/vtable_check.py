@@ -29,7 +29,7 @@ REBUILD = f"rebuild it against the hm_plugin.h shipped with this hm (ABI {ABI_MA
 MIN_VTABLE_SIZE = 16 + 6 * 8 if __import__("struct").calcsize("P") == 8 else 12 + 6 * 4
 
 #: Bits of ``VtableFacts.offers`` and the capability each entry serves.
-OFFER_BITS = {"execute_step": 1, "on_hook_event": 2, "run_subcommand": 4}
+OFFER_BITS = {"execute_step": 1, "on_hook_event": 2, "run_subcommand": 4, "session_open": 8}
 _ENTRY_OF = {
     StepExecutorCapability: "execute_step",
     LifecycleHookCapability: "on_hook_event",
@@ -111,6 +111,11 @@ def check_capabilities(manifest: PluginManifest, offers: int, path: str) -> None
         entry = _ENTRY_OF[type(cap)]
         if not offers & OFFER_BITS[entry]:
             missing.append(f"it declares {cap.__struct_config__.tag} but its vtable's {entry} is NULL")
+        if isinstance(cap, StepExecutorCapability) and cap.sessions and not offers & OFFER_BITS["session_open"]:
+            missing.append(
+                "it declares sessions but its vtable lacks session_open, session_write, session_resize, "
+                "session_signal or session_close (ABI 1.1)"
+            )
     if missing:
         raise PluginLoadError(
             "; ".join(dict.fromkeys(missing)),

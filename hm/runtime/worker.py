@@ -145,6 +145,10 @@ def _serve_request(ctx: CallContext, fn: int, args: list[Any]) -> tuple[int, Any
         return host_calls.archive_size(ctx)
     if fn == Request.FS_READ_CONFIG:
         return host_calls.read_config(ctx, bytes(args[0]))
+    if fn == Request.KV_CAS:
+        scope, key, expected, value = args
+        old = None if expected is None else bytes(expected)
+        return host_calls.kv_compare_and_swap(ctx, int(scope), bytes(key), old, bytes(value))
     return int(Status.ERR_UNSUPPORTED), None
 
 

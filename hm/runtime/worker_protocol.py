@@ -43,6 +43,8 @@ class Request(enum.IntEnum):
     ARCHIVE_READ = 4
     ARCHIVE_SIZE = 5
     FS_READ_CONFIG = 6
+    #: Since ABI 1.1: ``[scope, key, expected (bin, or nil: absent), value]``.
+    KV_CAS = 7
 
 
 class Note(enum.IntEnum):

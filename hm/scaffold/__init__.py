@@ -92,7 +92,7 @@ def create_project(dest: Path, name: str, lang: Lang, capability: CapabilityKind
         written.append(path)
     if lang == "c":
         (dest / "include").mkdir(exist_ok=True)
-        for header in ("hm_plugin.h", "hm_msgpack.h"):
+        for header in ("hm_plugin.h", "hm_msgpack.h", "hm_protocol.h"):
             shutil.copyfile(INCLUDE_DIR / header, dest / "include" / header)
             written.append(dest / "include" / header)
     return NewProject(dest, written, build, library)

@@ -1,5 +1,5 @@
 /*
- * hm_plugin.h — the native plugin ABI of hm, version 1.0.
+ * hm_plugin.h — the native plugin ABI of hm, version 1.1.
  *
  * A plugin is a shared library (.so / .dylib / .dll) that exports exactly one
  * symbol, `hm_load_plugin`. The host calls it once per process with its
@@ -40,6 +40,10 @@
  *   field is read only if `struct_size` covers it (see HM_TABLE_HAS), so a
  *   plugin built against a newer minor loads on an older host and the reverse.
  *   Message schemas only gain optional fields within a major version.
+ *   An entry added after 1.0 says "Since 1.N". A copy of every older minor's
+ *   header is kept in hm's tests, and a plugin built against it is run there on
+ *   the current host; `hm plugin check` runs a plugin on each older minor's host
+ *   table (ending before the entries added later).
  *
  * The call handle:
  *   Every vtable function except free and destroy receives an `hm_call_t`. Host-API
@@ -67,9 +71,9 @@
 extern "C" {
 #endif
 
-/* ABI version of this header. Added in 1.0. */
+/* ABI version of this header. Added in 1.0; HM_ABI_MINOR is 1 since 1.1. */
 #define HM_ABI_MAJOR 1
-#define HM_ABI_MINOR 0
+#define HM_ABI_MINOR 1
 
 /* Name of the one symbol the host looks up. */
 #define HM_ENTRY_SYMBOL "hm_load_plugin"
@@ -116,6 +120,10 @@ typedef int32_t hm_status_t;
 #define HM_ERR_NO_MEMORY 10
 /* Any other failure; a bug on the side that returned it. */
 #define HM_ERR_INTERNAL 11
+/* kv_compare_and_swap: the stored value was not the expected one (or a value
+ * was stored where none was expected); nothing was written. Read it again and
+ * retry. Since 1.1. */
+#define HM_ERR_CONFLICT 12
 
 /* --------------------------------------------------------------------------
  * Common types. Added in 1.0.
@@ -139,6 +147,10 @@ typedef struct hm_abi_header {
  *     if (HM_TABLE_HAS(host, hm_host_api_t, archive_read) && host->archive_read) */
 #define HM_TABLE_HAS(table, type, field)                                        \
     ((size_t)(table)->header.struct_size >= offsetof(type, field) + sizeof((table)->field))
+
+/* True when the host table has the entry `field` (struct_size covers it) and it
+ * is not NULL. Since 1.1; the same test as HM_TABLE_HAS plus the NULL check. */
+#define HM_HOST_HAS(host, field) (HM_TABLE_HAS(host, hm_host_api_t, field) && (host)->field != NULL)
 
 /* Owned output bytes. The side that allocated `ptr` releases it with its own
  * `free`. `ptr` may be NULL when `len` is 0. */
@@ -167,6 +179,14 @@ typedef uint64_t hm_call_t;
 #define HM_KV_SCOPE_PLUGIN 0
 #define HM_KV_SCOPE_BUILD 1
 #define HM_KV_SCOPE_STEP 2
+
+/* Signals for hm_plugin_vtable_t.session_signal. hm's own numbers, not the
+ * platform's: the runner maps them (SIGINT, SIGTERM, SIGKILL, SIGHUP on POSIX).
+ * Since 1.1. */
+#define HM_SIGNAL_INTERRUPT 1
+#define HM_SIGNAL_TERMINATE 2
+#define HM_SIGNAL_KILL 3
+#define HM_SIGNAL_HANGUP 4
 
 /* --------------------------------------------------------------------------
  * The host-API table. Added in 1.0.
@@ -256,7 +276,57 @@ typedef struct hm_host_api {
     /* [any-thread] Releases bytes the host handed to the plugin (kv_get,
      * fs_read_config). Accepts NULL. Since 1.0. */
     void (*free)(uint8_t *ptr, size_t len);
+
+    /* ---- Since 1.1. Check with HM_TABLE_HAS before use: a 1.0 host's table ends above. */
+
+    /* [call-thread] Atomically replaces the value under `key` in `scope` with
+     * `value`, if and only if the stored value is `expected`. `expected` NULL
+     * means "no value is stored" (the key must be absent; a new key is created);
+     * to expect a zero-length value pass any non-NULL pointer with expected_len 0.
+     * The comparison and the write are one transaction: across the threads of a
+     * run and, for HM_KV_SCOPE_PLUGIN, across hm processes (SQLite). All inputs
+     * are borrowed. Returns HM_OK (written), HM_ERR_CONFLICT (the stored value
+     * differs; nothing written), HM_ERR_INVALID_ARGUMENT (unknown scope, NULL
+     * key/value with a length), HM_ERR_UNAVAILABLE (as kv_set: BUILD/STEP scope
+     * outside a run, PLUGIN scope during `manifest`), HM_ERR_STALE_CALL,
+     * HM_ERR_IO. Since 1.1. */
+    hm_status_t (*kv_compare_and_swap)(hm_call_t call, int32_t scope, const uint8_t *key, size_t key_len,
+                                       const uint8_t *expected, size_t expected_len, const uint8_t *value,
+                                       size_t value_len);
+
+    /* [call-thread] Streams output of the interactive session that `call`
+     * serves (a session_open call): raw terminal bytes, borrowed, any length.
+     * The host keeps the last bytes of every session in a bounded ring (1 MiB by
+     * default) and replays them to a terminal that attaches later. Returns HM_OK,
+     * HM_ERR_INVALID_ARGUMENT (NULL data with a length), HM_ERR_UNAVAILABLE (not
+     * a session_open call), HM_ERR_STALE_CALL. Since 1.1. */
+    hm_status_t (*session_output)(hm_call_t call, const uint8_t *data, size_t data_len);
 } hm_host_api_t;
+
+/* [call-thread] host->kv_compare_and_swap where the host has it, else
+ * HM_ERR_UNAVAILABLE (an hm of ABI 1.0, or `hm plugin check`'s 1.0 table):
+ * a plugin calls this and handles "unavailable" instead of checking the table
+ * itself. Arguments, result and ownership are those of kv_compare_and_swap.
+ * Since 1.1. */
+static inline hm_status_t hm_host_kv_compare_and_swap(const hm_host_api_t *host, hm_call_t call, int32_t scope,
+                                                      const uint8_t *key, size_t key_len,
+                                                      const uint8_t *expected, size_t expected_len,
+                                                      const uint8_t *value, size_t value_len)
+{
+    if (host == NULL || !HM_HOST_HAS(host, kv_compare_and_swap))
+        return HM_ERR_UNAVAILABLE;
+    return host->kv_compare_and_swap(call, scope, key, key_len, expected, expected_len, value, value_len);
+}
+
+/* [call-thread] host->session_output where the host has it, else
+ * HM_ERR_UNAVAILABLE. Since 1.1. */
+static inline hm_status_t hm_host_session_output(const hm_host_api_t *host, hm_call_t call, const uint8_t *data,
+                                                 size_t data_len)
+{
+    if (host == NULL || !HM_HOST_HAS(host, session_output))
+        return HM_ERR_UNAVAILABLE;
+    return host->session_output(call, data, data_len);
+}
 
 /* --------------------------------------------------------------------------
  * The plugin vtable. Added in 1.0.
@@ -316,6 +386,45 @@ typedef struct hm_plugin_vtable {
      * function is called on this instance afterwards. The library itself is
      * never unloaded. Since 1.0. */
     void (*destroy)(void *instance);
+
+    /* ---- Since 1.1: interactive sessions (step executors). The host reads these
+     * only when struct_size covers them; a 1.0 plugin (or NULL entries) has none,
+     * and hm says the runner cannot open sessions. A runner that has them also
+     * sets `sessions: true` in its step_executor capability. */
+
+    /* [any-thread] Runs an interactive session into a step's environment and
+     * returns when it ends. input: SessionSpec (step, workspace, env, argv, rows,
+     * cols, ...); success output: ExitInfo {exit_code} of the session's process.
+     * The runner starts the process on a terminal (a PTY, or the engine's TTY),
+     * streams everything it prints through host->session_output(call, ...) and
+     * polls host->should_cancel(call) (HM_CANCELLED: end the session). `call`
+     * names the session in the four functions below, which the host calls from
+     * other threads while this one runs. Since 1.1. */
+    hm_status_t (*session_open)(void *instance, hm_call_t call, const uint8_t *input, size_t input_len,
+                                hm_buf_t *out);
+
+    /* [any-thread] Writes terminal input (keystrokes, borrowed) to the session
+     * `session` (the call handle of its session_open). A Ctrl-C arrives here as
+     * the byte 0x03: the terminal's line discipline turns it into SIGINT for the
+     * session's foreground job. Returns HM_OK, HM_ERR_STALE_CALL (no such session
+     * is running), HM_ERR_IO. Since 1.1. */
+    hm_status_t (*session_write)(void *instance, hm_call_t session, const uint8_t *data, size_t data_len);
+
+    /* [any-thread] The user's terminal is now `rows` x `cols`: resize the
+     * session's terminal (its processes get SIGWINCH). Returns HM_OK,
+     * HM_ERR_INVALID_ARGUMENT (0 rows or cols), HM_ERR_STALE_CALL, HM_ERR_IO.
+     * Since 1.1. */
+    hm_status_t (*session_resize)(void *instance, hm_call_t session, uint16_t rows, uint16_t cols);
+
+    /* [any-thread] Sends `signal` (HM_SIGNAL_*) to the session's process group.
+     * Returns HM_OK, HM_ERR_INVALID_ARGUMENT (unknown signal), HM_ERR_STALE_CALL.
+     * Since 1.1. */
+    hm_status_t (*session_signal)(void *instance, hm_call_t session, int32_t signal);
+
+    /* [any-thread] Ends the session: hang up its terminal, stop its processes
+     * (forced after a short grace), and make session_open return. Idempotent.
+     * Returns HM_OK, HM_ERR_STALE_CALL. Since 1.1. */
+    hm_status_t (*session_close)(void *instance, hm_call_t session);
 } hm_plugin_vtable_t;
 
 /* --------------------------------------------------------------------------

@@ -28,6 +28,7 @@
 #include <curl/curl.h>
 
 #include "hm_msgpack.h"
+#include "hm_protocol.h"
 
 #define CT_NAME "container"
 #define CT_VERSION "0.1.0"
@@ -50,28 +51,11 @@ static void init_curl(void)
 /* Results                                                                  */
 /* ======================================================================== */
 
-/* A StepResult, with the image id when there is one (support.c's
- * sh_write_result without it). */
+/* A StepResult, with the image id when there is one (hm_protocol.h's encoder). */
 static hm_status_t write_result(hm_buf_t *out, const ct_input_t *in, int64_t exit_code,
                                 const char *status, const char *message)
 {
-    hm_mp_writer_t w;
-    int with_id = in->image_id[0] != '\0';
-    hm_mp_writer_init(&w);
-    hm_mp_write_map(&w, 2u + (message != NULL) + (uint32_t)with_id);
-    hm_mp_write_cstr(&w, "exit_code");
-    hm_mp_write_int(&w, exit_code);
-    hm_mp_write_cstr(&w, "status");
-    hm_mp_write_cstr(&w, status);
-    if (message) {
-        hm_mp_write_cstr(&w, "message");
-        hm_mp_write_cstr(&w, message);
-    }
-    if (with_id) {
-        hm_mp_write_cstr(&w, "image_id");
-        hm_mp_write_cstr(&w, in->image_id);
-    }
-    return sh_finish(&w, out, HM_OK);
+    return hm_proto_step_result(out, exit_code, status, message, in->image_id[0] != '\0' ? in->image_id : NULL);
 }
 
 static hm_status_t report(hm_buf_t *out, const ct_input_t *in, const ct_result_t *res)
@@ -196,26 +180,7 @@ static void write_arg_spec(hm_mp_writer_t *w, const char *name, const char *cons
                            uint32_t n_types, const char *const *choices, uint32_t n_choices,
                            const char *pattern, const char *help)
 {
-    uint32_t i;
-    hm_mp_write_map(w, 3u + (n_choices > 0) + (pattern != NULL));
-    hm_mp_write_cstr(w, "name");
-    hm_mp_write_cstr(w, name);
-    hm_mp_write_cstr(w, "types");
-    hm_mp_write_array(w, n_types);
-    for (i = 0; i < n_types; i++)
-        hm_mp_write_cstr(w, types[i]);
-    if (n_choices > 0) {
-        hm_mp_write_cstr(w, "choices");
-        hm_mp_write_array(w, n_choices);
-        for (i = 0; i < n_choices; i++)
-            hm_mp_write_cstr(w, choices[i]);
-    }
-    if (pattern != NULL) {
-        hm_mp_write_cstr(w, "pattern");
-        hm_mp_write_cstr(w, pattern);
-    }
-    hm_mp_write_cstr(w, "help");
-    hm_mp_write_cstr(w, help);
+    hm_proto_runner_arg(w, name, types, n_types, choices, n_choices, pattern, help);
 }
 
 static hm_status_t manifest(void *instance, hm_call_t call, hm_buf_t *out)
@@ -229,29 +194,20 @@ static hm_status_t manifest(void *instance, hm_call_t call, hm_buf_t *out)
     (void)call;
     if (out == NULL)
         return HM_ERR_INVALID_ARGUMENT;
-    hm_mp_writer_init(&w);
-    hm_mp_write_map(&w, 4);
-    hm_mp_write_cstr(&w, "name");
-    hm_mp_write_cstr(&w, CT_NAME);
-    hm_mp_write_cstr(&w, "version");
-    hm_mp_write_cstr(&w, CT_VERSION);
-    hm_mp_write_cstr(&w, "description");
-    hm_mp_write_cstr(&w, CT_DESCRIPTION);
-    hm_mp_write_cstr(&w, "capabilities");
-    hm_mp_write_array(&w, 1);
-    hm_mp_write_map(&w, 5);
-    hm_mp_write_cstr(&w, "kind");
-    hm_mp_write_cstr(&w, "step_executor");
-    hm_mp_write_cstr(&w, "runners");
-    hm_mp_write_array(&w, 1);
-    hm_mp_write_cstr(&w, CT_NAME);
-    hm_mp_write_cstr(&w, "images");
-    hm_mp_write_bool(&w, 1);
+    static const char *const runners[] = {CT_NAME};
+    hm_proto_executor_t executor;
+    memset(&executor, 0, sizeof executor);
+    executor.runners = runners;
+    executor.n_runners = 1;
+    executor.images = 1;
     /* answers resolve_only, and reports StepResult.image_id (hm's step cache) */
-    hm_mp_write_cstr(&w, "resolves_images");
-    hm_mp_write_bool(&w, 1);
-    hm_mp_write_cstr(&w, "runner_args");
-    hm_mp_write_array(&w, 4);
+    executor.resolves_images = 1;
+    executor.sessions = 1; /* session.c */
+    executor.has_runner_args = 1;
+    executor.n_runner_args = 4;
+    hm_mp_writer_init(&w);
+    hm_proto_manifest_begin(&w, CT_NAME, CT_VERSION, CT_DESCRIPTION, 1);
+    hm_proto_cap_step_executor(&w, &executor);
     /* the same rules input.c applies (valid_user, parse_size) */
     write_arg_spec(&w, "user", str_int, 2, NULL, 0, "[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?",
                    "the user to run as: a name or uid, optionally with :group, e.g. \"1000:1000\"");
@@ -261,7 +217,7 @@ static hm_status_t manifest(void *instance, hm_call_t call, hm_buf_t *out)
                    "[0-9]+(\\.[0-9]+)?([bB]|[kKmMgGtT][iI]?[bB]?)?",
                    "memory limit: bytes as an int, or a size like \"512m\" or \"2g\"");
     write_arg_spec(&w, "cpus", num, 1, NULL, 0, NULL, "CPU limit, e.g. 1.5");
-    return sh_finish(&w, out, HM_OK);
+    return hm_proto_finish(&w, out, HM_OK);
 }
 
 static void plugin_free(void *instance, uint8_t *ptr, size_t len)
@@ -277,13 +233,18 @@ static void plugin_destroy(void *instance)
 }
 
 static const hm_plugin_vtable_t vtable = {
-    {(uint32_t)sizeof(hm_plugin_vtable_t), HM_ABI_MAJOR, HM_ABI_MINOR},
-    manifest,
-    execute_step,
-    NULL, /* on_hook_event */
-    NULL, /* run_subcommand */
-    plugin_free,
-    plugin_destroy,
+    .header = {(uint32_t)sizeof(hm_plugin_vtable_t), HM_ABI_MAJOR, HM_ABI_MINOR},
+    .manifest = manifest,
+    .execute_step = execute_step,
+    .on_hook_event = NULL,
+    .run_subcommand = NULL,
+    .free = plugin_free,
+    .destroy = plugin_destroy,
+    .session_open = ct_session_open, /* session.c: Engine API exec with a TTY */
+    .session_write = ct_session_write,
+    .session_resize = ct_session_resize,
+    .session_signal = ct_session_signal,
+    .session_close = ct_session_close,
 };
 
 HM_EXPORT const hm_plugin_vtable_t *hm_load_plugin(const hm_host_api_t *host, void **out_instance)
@@ -297,6 +258,7 @@ HM_EXPORT const hm_plugin_vtable_t *hm_load_plugin(const hm_host_api_t *host, vo
     if (pl == NULL)
         return NULL;
     pl->host = host;
+    pl->sessions = NULL;
     *out_instance = pl;
     return &vtable;
 }

@@ -18,6 +18,7 @@
  *   engine.c     socket discovery and one function per Engine API call
  *   demux.c      the multiplexed stdout/stderr stream (8-byte frame headers)
  *   run.c        one step's container: create, start, stream, wait, remove
+ *   session.c    interactive sessions (ABI 1.1): exec with a TTY
  *
  * Thread safety: the host calls execute_step concurrently from several
  * threads. There is no mutable global state except libcurl's one-time global
@@ -88,6 +89,9 @@ typedef struct ct_engine {
 typedef int (*ct_stop_fn)(void *arg);
 /* Receives the body of a streaming request, chunk by chunk, as it arrives. */
 typedef void (*ct_data_fn)(void *arg, const uint8_t *data, size_t len);
+/* Told the socket of a hijacked stream's connection once libcurl opened it, and
+ * -1 just before libcurl closes it. */
+typedef void (*ct_sock_fn)(void *arg, int fd);
 /* Called once when a streaming request's answer has begun (2xx headers in);
  * nonzero (with *err set) aborts the request with that error. */
 typedef int (*ct_ready_fn)(void *arg, sh_error_t *err);
@@ -120,6 +124,20 @@ int ct_image_inspect(const ct_engine_t *eng, const char *image, char *id, size_t
  * usable answer came back). */
 int ct_container_create(const ct_engine_t *eng, const char *name, const json_t *body, char id[72],
                         int *uncertain, sh_error_t *err);
+
+/* Sessions (ABI 1.1), as docker-py's exec_api: POST /containers/{id}/exec
+ * (`body` borrowed; fills id). */
+int ct_exec_create(const ct_engine_t *eng, const char *container, const json_t *body, char id[72],
+                   sh_error_t *err);
+/* POST /exec/{id}/start {Detach: false, Tty: true}: streams the TTY's output to
+ * on_data until the exec ends (CT_OK) or stop() says so (CT_STOPPED); on_sock
+ * learns the connection's socket, to which the session's input is written. */
+int ct_exec_start_tty(const ct_engine_t *eng, const char *exec_id, ct_sock_fn on_sock, ct_data_fn on_data,
+                      ct_ready_fn on_ready, ct_stop_fn stop, void *arg, sh_error_t *err);
+/* POST /exec/{id}/resize?h=ROWS&w=COLS */
+int ct_exec_resize(const ct_engine_t *eng, const char *exec_id, unsigned rows, unsigned cols, sh_error_t *err);
+/* GET /exec/{id}/json: its ExitCode (-1 if none yet). */
+int ct_exec_exit_code(const ct_engine_t *eng, const char *exec_id, int64_t *code, sh_error_t *err);
 
 /* POST /containers/{id}/start */
 int ct_container_start(const ct_engine_t *eng, const char *id, sh_error_t *err);
@@ -198,5 +216,14 @@ int ct_check_image(const ct_engine_t *eng, ct_input_t *in, sh_error_t *err);
  * *err set (image_not_found, engine_unreachable, engine_error, ...). */
 int ct_run(const sh_ctx_t *ctx, const ct_engine_t *eng, const ct_input_t *in, ct_result_t *res,
            sh_error_t *err);
+
+/* ---- session.c: interactive sessions (ABI 1.1) -------------------------- */
+
+hm_status_t ct_session_open(void *instance, hm_call_t call, const uint8_t *input, size_t input_len,
+                            hm_buf_t *out);
+hm_status_t ct_session_write(void *instance, hm_call_t session, const uint8_t *data, size_t len);
+hm_status_t ct_session_resize(void *instance, hm_call_t session, uint16_t rows, uint16_t cols);
+hm_status_t ct_session_signal(void *instance, hm_call_t session, int32_t signal_);
+hm_status_t ct_session_close(void *instance, hm_call_t session);
 
 #endif /* HM_CONTAINER_RUNNER_H */

@@ -24,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -110,7 +112,31 @@ typedef struct reply {
     int truncated;
     ct_data_fn on_data; /* streaming: 2xx bodies go here instead */
     void *arg;
+    ct_sock_fn on_sock; /* hijacked streams: told the connection's socket (and -1 at its close) */
 } reply_t;
+
+/* libcurl opens the connection's socket through this when the caller wants to
+ * know it (an exec's hijacked stream, ct_exec_start_tty): the socket is still
+ * libcurl's, hm only writes the session's keystrokes to it once the engine has
+ * answered, when HTTP on it is over. */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    reply_t *rep = (reply_t *)clientp;
+    curl_socket_t s;
+    (void)purpose;
+    s = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (s != CURL_SOCKET_BAD && rep->on_sock != NULL)
+        rep->on_sock(rep->arg, (int)s);
+    return s;
+}
+
+static int close_socket(void *clientp, curl_socket_t s)
+{
+    reply_t *rep = (reply_t *)clientp;
+    if (rep->on_sock != NULL)
+        rep->on_sock(rep->arg, -1); /* before the close: the number may be reused at once */
+    return close((int)s);
+}
 
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -273,6 +299,13 @@ static int perform(const ct_engine_t *eng, const char *method, const char *path,
         goto out;
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    if (rep->on_sock != NULL) {
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, rep);
+        curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+        curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, rep);
+        curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L); /* a hijacked connection is never reused */
+    }
     curl_multi_add_handle(multi, h);
 
     while (running) {
@@ -578,6 +611,97 @@ int ct_container_kill(const ct_engine_t *eng, const char *id, sh_error_t *err)
     if (rc == CT_OK && rep.status != 204 && rep.status != 200 && rep.status != 404 &&
         rep.status != 409)
         rc = http_error(eng, &rep, "kill the step's container", err);
+    reply_free(&rep);
+    return rc;
+}
+
+/* ---- exec with a TTY (sessions, ABI 1.1) -------------------------------- */
+
+int ct_exec_create(const ct_engine_t *eng, const char *container, const json_t *body, char id[72],
+                   sh_error_t *err)
+{
+    const char *what = "create the session's exec";
+    char path[160];
+    char *text = json_dumps(body, JSON_COMPACT);
+    reply_t rep = {0};
+    json_t *doc = NULL;
+    const char *got;
+    int rc;
+    if (text == NULL)
+        return sh_err_set(err, "out_of_memory", NULL, "out of memory encoding the exec spec");
+    snprintf(path, sizeof path, "/containers/%s/exec", container);
+    rc = perform(eng, "POST", path, text, REQUEST_TIMEOUT_S, &rep, NULL, NULL, what, err);
+    free(text);
+    if (rc == CT_OK && rep.status != 201 && rep.status != 200)
+        rc = http_error(eng, &rep, what, err);
+    else if (rc == CT_OK && (doc = reply_json(eng, &rep, what, err)) == NULL)
+        rc = SH_FAILED;
+    else if (rc == CT_OK) {
+        got = json_string_value(json_object_get(doc, "Id"));
+        if (got == NULL || !valid_id(got))
+            rc = sh_err_set(err, "engine_error", NULL, "the container engine (unix://%s) sent no valid exec id",
+                            eng->socket);
+        else
+            snprintf(id, 72, "%s", got);
+    }
+    json_decref(doc);
+    reply_free(&rep);
+    return rc;
+}
+
+int ct_exec_start_tty(const ct_engine_t *eng, const char *exec_id, ct_sock_fn on_sock, ct_data_fn on_data,
+                      ct_ready_fn on_ready, ct_stop_fn stop, void *arg, sh_error_t *err)
+{
+    const char *what = "start the session's exec";
+    char path[160];
+    reply_t rep = {0};
+    int rc;
+    rep.on_data = on_data;
+    rep.on_sock = on_sock;
+    rep.on_ready = on_ready;
+    rep.arg = arg;
+    /* As attach: no "Upgrade: tcp", so the engine answers 200 and the stream is a
+     * plain body to libcurl; with Tty it is raw, not multiplexed. The engine
+     * hijacks the connection once it answered, and reads the exec's stdin from it. */
+    snprintf(path, sizeof path, "/exec/%s/start", exec_id);
+    rc = perform(eng, "POST", path, "{\"Detach\":false,\"Tty\":true}", 0, &rep, stop, arg, what, err);
+    if (rc == CT_OK && (rep.status < 200 || rep.status >= 300))
+        rc = http_error(eng, &rep, what, err);
+    reply_free(&rep);
+    return rc;
+}
+
+int ct_exec_resize(const ct_engine_t *eng, const char *exec_id, unsigned rows, unsigned cols, sh_error_t *err)
+{
+    char path[200];
+    reply_t rep = {0};
+    int rc;
+    snprintf(path, sizeof path, "/exec/%s/resize?h=%u&w=%u", exec_id, rows, cols);
+    rc = perform(eng, "POST", path, NULL, REQUEST_TIMEOUT_S, &rep, NULL, NULL, "resize the session's terminal", err);
+    if (rc == CT_OK && (rep.status < 200 || rep.status >= 300))
+        rc = http_error(eng, &rep, "resize the session's terminal", err);
+    reply_free(&rep);
+    return rc;
+}
+
+int ct_exec_exit_code(const ct_engine_t *eng, const char *exec_id, int64_t *code, sh_error_t *err)
+{
+    const char *what = "inspect the session's exec";
+    char path[160];
+    reply_t rep = {0};
+    json_t *doc = NULL, *v;
+    int rc;
+    snprintf(path, sizeof path, "/exec/%s/json", exec_id);
+    rc = perform(eng, "GET", path, NULL, REQUEST_TIMEOUT_S, &rep, NULL, NULL, what, err);
+    if (rc == CT_OK && rep.status != 200)
+        rc = http_error(eng, &rep, what, err);
+    else if (rc == CT_OK && (doc = reply_json(eng, &rep, what, err)) == NULL)
+        rc = SH_FAILED;
+    else if (rc == CT_OK) {
+        v = json_object_get(doc, "ExitCode");
+        *code = json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+    }
+    json_decref(doc);
     reply_free(&rep);
     return rc;
 }

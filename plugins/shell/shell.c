@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 
 #include "hm_msgpack.h"
+#include "hm_protocol.h"
 
 #define SH_NAME "shell"
 #define SH_VERSION "0.1.0"
@@ -584,30 +585,22 @@ done:
 
 static hm_status_t manifest(void *instance, hm_call_t call, hm_buf_t *out)
 {
+    static const char *const runners[] = {"shell"};
+    hm_proto_executor_t executor;
     hm_mp_writer_t w;
     (void)instance;
     (void)call;
     if (out == NULL)
         return HM_ERR_INVALID_ARGUMENT;
+    memset(&executor, 0, sizeof executor);
+    executor.runners = runners;
+    executor.n_runners = 1;
+    executor.is_default = 1;
+    executor.sessions = 1; /* session.c */
     hm_mp_writer_init(&w);
-    hm_mp_write_map(&w, 4);
-    hm_mp_write_cstr(&w, "name");
-    hm_mp_write_cstr(&w, SH_NAME);
-    hm_mp_write_cstr(&w, "version");
-    hm_mp_write_cstr(&w, SH_VERSION);
-    hm_mp_write_cstr(&w, "description");
-    hm_mp_write_cstr(&w, SH_DESCRIPTION);
-    hm_mp_write_cstr(&w, "capabilities");
-    hm_mp_write_array(&w, 1);
-    hm_mp_write_map(&w, 3);
-    hm_mp_write_cstr(&w, "kind");
-    hm_mp_write_cstr(&w, "step_executor");
-    hm_mp_write_cstr(&w, "runners");
-    hm_mp_write_array(&w, 1);
-    hm_mp_write_cstr(&w, "shell");
-    hm_mp_write_cstr(&w, "default");
-    hm_mp_write_bool(&w, 1);
-    return sh_finish(&w, out, HM_OK);
+    hm_proto_manifest_begin(&w, SH_NAME, SH_VERSION, SH_DESCRIPTION, 1);
+    hm_proto_cap_step_executor(&w, &executor);
+    return hm_proto_finish(&w, out, HM_OK);
 }
 
 static void plugin_free(void *instance, uint8_t *ptr, size_t len)
@@ -623,13 +616,18 @@ static void plugin_destroy(void *instance)
 }
 
 static const hm_plugin_vtable_t vtable = {
-    {(uint32_t)sizeof(hm_plugin_vtable_t), HM_ABI_MAJOR, HM_ABI_MINOR},
-    manifest,
-    execute_step,
-    NULL, /* on_hook_event */
-    NULL, /* run_subcommand */
-    plugin_free,
-    plugin_destroy,
+    .header = {(uint32_t)sizeof(hm_plugin_vtable_t), HM_ABI_MAJOR, HM_ABI_MINOR},
+    .manifest = manifest,
+    .execute_step = execute_step,
+    .on_hook_event = NULL,
+    .run_subcommand = NULL,
+    .free = plugin_free,
+    .destroy = plugin_destroy,
+    .session_open = sh_session_open,
+    .session_write = sh_session_write,
+    .session_resize = sh_session_resize,
+    .session_signal = sh_session_signal,
+    .session_close = sh_session_close,
 };
 
 HM_EXPORT const hm_plugin_vtable_t *hm_load_plugin(const hm_host_api_t *host, void **out_instance)
@@ -643,6 +641,7 @@ HM_EXPORT const hm_plugin_vtable_t *hm_load_plugin(const hm_host_api_t *host, vo
     if (pl == NULL)
         return NULL;
     pl->host = host;
+    pl->sessions = NULL;
     *out_instance = pl;
     return &vtable;
 }

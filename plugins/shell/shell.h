@@ -17,6 +17,7 @@
  *                  cancel / timeout, reaping
  *   tar_extract.c  streaming extractor for the run's workspace archive
  *   copy_tree.c    copy of base_workspace (the step this one builds in)
+ *   session.c      interactive sessions on a PTY (ABI 1.1: session_*)
  *
  * Thread safety: the host calls execute_step concurrently from several
  * threads. The plugin has no mutable global state; each call keeps its state
@@ -72,9 +73,13 @@
 #define SH_FAILED (-1)   /* failed: the sh_error_t holds a PluginError */
 #define SH_STOPPED 1     /* should_cancel asked to stop: report "cancelled" */
 
+typedef struct sh_session sh_session_t;
+
 /* The plugin instance: hm_load_plugin mallocs it, destroy frees it. */
 typedef struct sh_plugin {
     const hm_host_api_t *host;
+    /* Running sessions (session.c), guarded by its mutex. */
+    sh_session_t *sessions;
 } sh_plugin_t;
 
 /* What every helper needs to talk to the host on behalf of one call. */
@@ -180,5 +185,15 @@ typedef struct sh_run_result {
  * with *res filled, or -1 with *err set (spawn_failed, wait_failed,
  * out_of_memory). */
 int sh_run(const sh_ctx_t *ctx, const sh_run_spec_t *spec, sh_run_result_t *res, sh_error_t *err);
+
+/* ---- session.c ---------------------------------------------------------- */
+
+/* The vtable's session entries (hm_plugin.h, since 1.1). */
+hm_status_t sh_session_open(void *instance, hm_call_t call, const uint8_t *input, size_t input_len,
+                            hm_buf_t *out);
+hm_status_t sh_session_write(void *instance, hm_call_t session, const uint8_t *data, size_t len);
+hm_status_t sh_session_resize(void *instance, hm_call_t session, uint16_t rows, uint16_t cols);
+hm_status_t sh_session_signal(void *instance, hm_call_t session, int32_t signal_);
+hm_status_t sh_session_close(void *instance, hm_call_t session);
 
 #endif /* HM_SHELL_RUNNER_H */

@@ -2,7 +2,8 @@
  * support.c — the helpers every file of the shell runner uses to talk to the
  * host and to build errors (declared in shell.h, "shared helpers"): PluginError
  * filling, thread-safe strerror, UTF-8 clean-up, guarded host calls (log,
- * should_cancel, emit_step_log), and StepResult / PluginError encoding.
+ * should_cancel, emit_step_log), and StepResult / PluginError encoding
+ * (through hm_protocol.h).
  *
  * A file of its own so that another bundled runner can compile the workspace
  * code (tar_extract.c, copy_tree.c) with it: plugins/container does.
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "hm_msgpack.h"
+#include "hm_protocol.h"
 void sh_force_utf8(char *s)
 {
     unsigned char *p = (unsigned char *)s;
@@ -120,66 +122,32 @@ void sh_emit_log(const sh_ctx_t *ctx, int32_t stream, const uint8_t *data, size_
 /* Output encoding                                                          */
 /* ======================================================================== */
 
-/* Hands the writer's bytes to *out. Returns `status`, or HM_ERR_NO_MEMORY
- * (with *out empty) if any write failed. */
+/* The encoders are the SDK's (hm_protocol.h), shared with every C plugin. */
 hm_status_t sh_finish(struct hm_mp_writer *w, hm_buf_t *out, hm_status_t status)
 {
-    uint8_t *p;
-    size_t n;
-    if (hm_mp_writer_finish(w, &p, &n) != 0) {
-        out->ptr = NULL;
-        out->len = 0;
-        return HM_ERR_NO_MEMORY;
-    }
-    out->ptr = p;
-    out->len = n;
-    return status;
+    return hm_proto_finish(w, out, status);
 }
 
 /* Encodes *err as a PluginError; returns HM_ERR_FAILED. */
 hm_status_t sh_write_error(hm_buf_t *out, sh_error_t *err)
 {
-    hm_mp_writer_t w;
-    uint32_t n = 2;
+    hm_proto_error_t e;
     if (err->code[0] == '\0')
         snprintf(err->code, sizeof err->code, "%s", "internal");
     if (err->message[0] == '\0')
         snprintf(err->message, sizeof err->message, "%s", "the runner failed");
     sh_force_utf8(err->message);
     sh_force_utf8(err->suggestion);
-    n += err->suggestion[0] != '\0';
-    n += err->retryable != 0;
-    hm_mp_writer_init(&w);
-    hm_mp_write_map(&w, n);
-    hm_mp_write_cstr(&w, "code");
-    hm_mp_write_cstr(&w, err->code);
-    hm_mp_write_cstr(&w, "message");
-    hm_mp_write_cstr(&w, err->message);
-    if (err->suggestion[0] != '\0') {
-        hm_mp_write_cstr(&w, "suggestion");
-        hm_mp_write_cstr(&w, err->suggestion);
-    }
-    if (err->retryable) {
-        hm_mp_write_cstr(&w, "retryable");
-        hm_mp_write_bool(&w, 1);
-    }
-    return sh_finish(&w, out, HM_ERR_FAILED);
+    memset(&e, 0, sizeof e);
+    e.code = err->code;
+    e.message = err->message;
+    e.suggestion = err->suggestion[0] != '\0' ? err->suggestion : NULL;
+    e.retryable = err->retryable;
+    return hm_proto_plugin_error(out, HM_ERR_FAILED, &e);
 }
 
 /* Encodes a StepResult; message may be NULL (then omitted). Returns HM_OK. */
-hm_status_t sh_write_result(hm_buf_t *out, int64_t exit_code, const char *status,
-                                const char *message)
+hm_status_t sh_write_result(hm_buf_t *out, int64_t exit_code, const char *status, const char *message)
 {
-    hm_mp_writer_t w;
-    hm_mp_writer_init(&w);
-    hm_mp_write_map(&w, message ? 3u : 2u);
-    hm_mp_write_cstr(&w, "exit_code");
-    hm_mp_write_int(&w, exit_code);
-    hm_mp_write_cstr(&w, "status");
-    hm_mp_write_cstr(&w, status);
-    if (message) {
-        hm_mp_write_cstr(&w, "message");
-        hm_mp_write_cstr(&w, message);
-    }
-    return sh_finish(&w, out, HM_OK);
+    return hm_proto_step_result(out, exit_code, status, message, NULL);
 }

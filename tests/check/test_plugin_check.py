@@ -16,7 +16,7 @@ import pytest
 from conftest import SUFFIX, fixture_path, run_hm
 
 FIXED_CHECKS = ["load", "header", "manifest"]
-TAIL_CHECKS = ["free", "threads", "older-host"]
+TAIL_CHECKS = ["free", "threads", "older-host", "host-1.0"]
 
 
 @cache
@@ -70,7 +70,7 @@ def test_sample_calls_are_described_with_what_came_back() -> None:
     freestyle = _by_name(_check_json("freestyle-runner")[1])["step_executor:freestyle"]["detail"]
     assert "StepResult exit 1" in freestyle and "2 log lines" in freestyle
     newer = _by_name(_check_json("newer-minor")[1])
-    assert "ABI 1.1" in newer["header"]["detail"]
+    assert "ABI 1.2" in newer["header"]["detail"]
     assert "struct_size 32" in newer["older-host"]["detail"]
 
 
@@ -83,7 +83,7 @@ def test_human_output_has_one_line_per_check_and_a_verdict() -> None:
     assert len(lines) == len(names) + 2
     for line, name in zip(lines[1:-1], names, strict=True):
         assert line.startswith(f"✓ {name}: "), line
-    assert lines[-1] == "PASSED: all 8 checks passed"
+    assert lines[-1] == "PASSED: all 9 checks passed"
 
 
 def test_bad_abi_version_fails_at_header_and_skips_the_rest() -> None:
@@ -185,7 +185,7 @@ def test_a_relative_path_with_dot_slash_is_checked_where_it_is(tmp_path: Path) -
     assert result.returncode == 0, result.stdout + result.stderr
     assert "cannot open shared object file" not in result.stdout
     assert result.stdout.splitlines()[0] == f"Checking noop-executor 1.0.0 ({tmp_path / f'demo{SUFFIX}'})"
-    assert result.stdout.rstrip().endswith("PASSED: all 8 checks passed")
+    assert result.stdout.rstrip().endswith("PASSED: all 9 checks passed")
 
 
 def test_a_manifest_that_changes_between_calls_fails_the_threads_check() -> None:

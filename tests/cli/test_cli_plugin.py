@@ -32,8 +32,8 @@ def test_plugin_list_json_is_one_document_with_every_plugin() -> None:
     doc = json.loads(result.stdout)
     by_name = {p["name"]: p for p in doc["plugins"]}
     assert by_name["noop-executor"]["status"] == "ok"
-    assert by_name["noop-executor"]["abi"] == "1.0"
-    assert by_name["newer-minor"]["abi"] == "1.1"
+    assert by_name["noop-executor"]["abi"] == "1.1"
+    assert by_name["newer-minor"]["abi"] == "1.2"
     assert by_name["broken-no-entry"]["status"] == "broken"
     assert "hm_load_plugin" in by_name["broken-no-entry"]["error"]["what"]
     assert doc["conflicts"][0]["error"] == "PluginConflictError"
@@ -43,7 +43,7 @@ def test_plugin_info_shows_path_abi_and_capabilities() -> None:
     result = run_hm("plugin", "info", "failing-subcommand", env=ALL)
     assert result.returncode == 0, result.stderr
     assert str(FIXTURES / "failing-subcommand.so") in result.stdout
-    assert "abi:       1.0" in result.stdout
+    assert "abi:       1.1" in result.stdout
     assert "command `hm fail`" in result.stdout
     assert "reason (option, string" in result.stdout
 
@@ -70,7 +70,7 @@ def test_plugin_info_unknown_name_is_a_usage_error() -> None:
 def test_version_reports_abi_and_plugin_count() -> None:
     result = run_hm("version", "--format", "json", env={"HM_PLUGIN_PATH": str(FIXTURES / "noop-executor.so")})
     doc = json.loads(result.stdout)
-    assert doc["abi"] == "1.0"
+    assert doc["abi"] == "1.1"
     assert doc["plugins"] >= 1
 
 

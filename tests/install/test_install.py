@@ -84,7 +84,7 @@ def test_install_a_good_plugin_lists_it_as_a_user_plugin(hm_home: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "installed noop-executor 1.0.0 into the user plugin folder"
     assert str(dest) in result.stdout
-    assert "abi:      1.0" in result.stdout
+    assert "abi:      1.1" in result.stdout
     assert sha256(fixture_path("noop-executor")) in result.stdout
     assert "runner noop" in result.stdout
     assert dest.read_bytes() == fixture_path("noop-executor").read_bytes()
@@ -100,7 +100,7 @@ def test_install_json_is_one_document(hm_home: Path) -> None:
     assert doc["status"] == "installed"
     assert doc["plugin"]["name"] == "recording-hook"
     assert doc["plugin"]["version"] == "1.0.0"
-    assert doc["plugin"]["abi"] == "1.0"
+    assert doc["plugin"]["abi"] == "1.1"
     assert doc["plugin"]["sha256"] == sha256(fixture_path("recording-hook"))
     assert doc["plugin"]["path"] == str(user_dir(hm_home) / f"recording-hook{SUFFIX}")
     assert doc["replaced"] is None and doc["shadows"] == [] and doc["shadowed_by"] is None and doc["conflicts"] == []

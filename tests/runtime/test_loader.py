@@ -25,7 +25,7 @@ def test_good_plugin_loads_with_its_manifest() -> None:
     plugin = open_plugin(fixture_path("noop-executor"))
     assert plugin.name == "noop-executor"
     assert plugin.manifest.version == "1.0.0"
-    assert plugin.transport.abi == (1, 0)
+    assert plugin.transport.abi == (1, 1)  # built against this checkout's header (ABI 1.1)
 
 
 def test_abi_major_mismatch_names_both_versions() -> None:
@@ -62,7 +62,7 @@ def test_manifest_without_a_name() -> None:
 
 def test_plugin_built_against_a_newer_minor_loads() -> None:
     plugin = open_plugin(fixture_path("newer-minor"))
-    assert plugin.transport.abi == (1, 1)
+    assert plugin.transport.abi == (1, 2)
     assert plugin.name == "newer-minor"
 
 

@@ -65,7 +65,33 @@ def test_plugin_error_is_carried_with_code_and_suggestion() -> None:
         translate(Status.ERR_FAILED, msgspec.msgpack.encode(err), StepResult, plugin="p", path="/p.so", op="run")
     assert info.value.code == "image_missing"
     assert info.value.retryable is True
-    assert info.value.one_line() == "plugin p (/p.so): no image x [image_missing]; pull it"
+    assert info.value.one_line() == "plugin p (/p.so): no image x [image_missing]; pull it; it may work if retried"
+    assert info.value.report == {
+        "code": "image_missing",
+        "message": "no image x",
+        "suggestion": "pull it",
+        "retryable": True,
+    }
+
+
+def test_every_field_of_a_plugin_error_is_rendered_by_the_one_renderer() -> None:
+    err = PluginError(
+        code="pull_failed",
+        message="the registry answered 503",
+        title="Image pull failed",
+        suggestion="check the registry",
+        retryable=True,
+        retry_commands=["hm run --step build", "podman pull x"],
+        doc_url="https://example.invalid/pull",
+    )
+    for status in (Status.ERR_FAILED, Status.ERR_IO):  # a report with any failing status reads the same
+        with pytest.raises(PluginCallError) as info:
+            translate(status, msgspec.msgpack.encode(err), StepResult, plugin="p", path="/p.so", op="execute_step")
+        assert info.value.what.endswith("Image pull failed: the registry answered 503 [pull_failed]")
+        assert info.value.hint == (
+            "check the registry; retry with: `hm run --step build` or `podman pull x`; see https://example.invalid/pull"
+        )
+        assert info.value.to_dict()["report"]["retry_commands"] == ["hm run --step build", "podman pull x"]
     assert info.value.exit_code == ExitCode.PLUGIN_RUNTIME
 
 

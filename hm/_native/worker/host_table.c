@@ -239,6 +239,42 @@ static hm_status_t h_fs_read_config(hm_call_t call, const uint8_t *path, size_t 
     return hand_over(&r, out);
 }
 
+/* Since 1.1. `expected` NULL travels as msgpack nil: "the key must be absent". */
+static hm_status_t h_kv_compare_and_swap(hm_call_t call, int32_t scope, const uint8_t *key, size_t key_len,
+                                         const uint8_t *expected, size_t expected_len, const uint8_t *value,
+                                         size_t value_len)
+{
+    args_t a;
+    wk_reply_t r;
+    if (stale(call))
+        return HM_ERR_STALE_CALL;
+    if ((key == NULL && key_len) || (value == NULL && value_len))
+        return HM_ERR_INVALID_ARGUMENT;
+    hm_mp_writer_init(&a.w);
+    a.n = 4;
+    hm_mp_write_int(&a.w, scope);
+    hm_mp_write_bin(&a.w, key, key_len);
+    if (expected == NULL)
+        hm_mp_write_nil(&a.w);
+    else
+        hm_mp_write_bin(&a.w, expected, expected_len);
+    hm_mp_write_bin(&a.w, value, value_len);
+    request(call, WK_REQ_KV_CAS, &a, &r);
+    free(r.data);
+    return r.status;
+}
+
+/* Since 1.1. A worker runs no sessions (hm opens them in its own process), so
+ * no call here is a session_open call. */
+static hm_status_t h_session_output(hm_call_t call, const uint8_t *data, size_t data_len)
+{
+    if (stale(call))
+        return HM_ERR_STALE_CALL;
+    if (data == NULL && data_len)
+        return HM_ERR_INVALID_ARGUMENT;
+    return HM_ERR_UNAVAILABLE;
+}
+
 static void h_free(uint8_t *ptr, size_t len)
 {
     (void)len;
@@ -260,6 +296,8 @@ static const hm_host_api_t TABLE = {
     h_archive_total_size,
     h_fs_read_config,
     h_free,
+    h_kv_compare_and_swap,
+    h_session_output,
 };
 
 const hm_host_api_t *wk_host_table(uint32_t size, uint32_t minor)

@@ -136,6 +136,11 @@ static void send_loaded(int code, const char *detail, const hm_plugin_vtable_t *
         if (size >= offsetof(hm_plugin_vtable_t, destroy) + sizeof v->destroy) {
             missing = (v->manifest ? 0 : 1) | (v->free ? 0 : 2) | (v->destroy ? 0 : 4);
             offers = (v->execute_step ? 1 : 0) | (v->on_hook_event ? 2 : 0) | (v->run_subcommand ? 4 : 0);
+            /* 8: every session entry (since 1.1), as the bridge reports it; a worker
+             * runs no sessions, but discovery's verdict must not depend on that */
+            if (HM_TABLE_HAS(v, hm_plugin_vtable_t, session_close) && v->session_open && v->session_write &&
+                v->session_resize && v->session_signal && v->session_close)
+                offers |= 8;
         }
     }
     hm_mp_writer_init(&w);

@@ -61,7 +61,7 @@ enum { WK_OP_MANIFEST = 0, WK_OP_EXECUTE_STEP = 1, WK_OP_ON_HOOK_EVENT = 2, WK_O
 
 /* fn codes of REQUEST and NOTIFY. */
 enum { WK_REQ_KV_GET = 1, WK_REQ_KV_SET = 2, WK_REQ_EMIT_EVENT = 3, WK_REQ_ARCHIVE_READ = 4,
-       WK_REQ_ARCHIVE_SIZE = 5, WK_REQ_FS_READ_CONFIG = 6 };
+       WK_REQ_ARCHIVE_SIZE = 5, WK_REQ_FS_READ_CONFIG = 6, WK_REQ_KV_CAS = 7 /* since 1.1 */ };
 enum { WK_NOTE_LOG = 1, WK_NOTE_STEP_LOG = 2, WK_NOTE_STDOUT = 3, WK_NOTE_STDERR = 4 };
 
 /* ---- wire.c --------------------------------------------------------------- */

@@ -36,6 +36,8 @@ pub enum Status {
     NoMemory,
     /// `HM_ERR_INTERNAL`: a bug on the host side.
     Internal,
+    /// `HM_ERR_CONFLICT` (since 1.1): `kv_compare_and_swap` found another value.
+    Conflict,
     /// A code this crate does not know; treat it as [`Status::Internal`].
     Unknown(StatusCode),
 }
@@ -56,6 +58,7 @@ impl Status {
             sys::ERR_UNAVAILABLE => Status::Unavailable,
             sys::ERR_NO_MEMORY => Status::NoMemory,
             sys::ERR_INTERNAL => Status::Internal,
+            sys::ERR_CONFLICT => Status::Conflict,
             other => Status::Unknown(other),
         })
     }
@@ -74,6 +77,7 @@ impl Status {
             Status::Unavailable => sys::ERR_UNAVAILABLE,
             Status::NoMemory => sys::ERR_NO_MEMORY,
             Status::Internal => sys::ERR_INTERNAL,
+            Status::Conflict => sys::ERR_CONFLICT,
             Status::Unknown(code) => code,
         }
     }
@@ -92,6 +96,7 @@ impl Status {
             Status::Unavailable => "HM_ERR_UNAVAILABLE",
             Status::NoMemory => "HM_ERR_NO_MEMORY",
             Status::Internal => "HM_ERR_INTERNAL",
+            Status::Conflict => "HM_ERR_CONFLICT",
             Status::Unknown(_) => "unknown status",
         }
     }
@@ -419,6 +424,76 @@ impl<'a> PluginContext<'a> {
         // SAFETY: host function from the table; key and value are live slices.
         let code = unsafe { set(self.call, scope as i32, key.as_ptr(), key.len(), value.as_ptr(), value.len()) };
         Self::check("kv_set", code)
+    }
+
+    /// Since 1.1: stores `value` under `key` in `scope` only if the stored value is
+    /// `expected` (`None`: no value stored). `Ok(true)`: written; `Ok(false)`: another
+    /// value is stored (`HM_ERR_CONFLICT`), nothing written. One transaction on the
+    /// host, across threads and (PLUGIN scope) hm processes. On a 1.0 host the entry
+    /// is missing: [`HostError::Unavailable`], checked against `struct_size`.
+    pub fn kv_compare_and_swap(
+        &self,
+        scope: KvScope,
+        key: impl AsRef<[u8]>,
+        expected: Option<&[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<bool, HostError> {
+        let cas = host_fn!(self, kv_compare_and_swap)?;
+        let (key, value) = (key.as_ref(), value.as_ref());
+        // A slice's pointer is never null (even when empty), so `Some(&[])` reads as
+        // "expect an empty value" and only `None` as "expect no value".
+        let (exp_ptr, exp_len) = expected.map_or((core::ptr::null(), 0), |e| (e.as_ptr(), e.len()));
+        // SAFETY: host function from the table (checked by `lookup`); key, expected and
+        // value are live slices (or null for "absent") for the duration of the call.
+        let code = unsafe {
+            cas(self.call, scope as i32, key.as_ptr(), key.len(), exp_ptr, exp_len, value.as_ptr(), value.len())
+        };
+        match code {
+            sys::OK => Ok(true),
+            sys::ERR_CONFLICT => Ok(false),
+            code => Err(HostError::from_code("kv_compare_and_swap", code)),
+        }
+    }
+
+    /// Since 1.1: replaces the value under `key` with `update(old)` atomically, the
+    /// read / compare-and-swap / retry loop every counter needs; `old` is `None` when
+    /// no value is stored. `update` may run several times (once per conflict), so it
+    /// must not have side effects. Returns the value written.
+    ///
+    /// ```no_run
+    /// # use hm_plugin_sdk::{KvScope, PluginContext, HostError};
+    /// # fn count(ctx: &PluginContext<'_>) -> Result<u64, HostError> {
+    /// let new = ctx.kv_update(KvScope::Plugin, "runs", |old| {
+    ///     let n: u64 = old.and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()).unwrap_or(0);
+    ///     (n + 1).to_string().into_bytes()
+    /// })?;
+    /// # Ok(String::from_utf8_lossy(&new).parse().unwrap_or(0)) }
+    /// ```
+    pub fn kv_update(
+        &self,
+        scope: KvScope,
+        key: impl AsRef<[u8]>,
+        mut update: impl FnMut(Option<&[u8]>) -> Vec<u8>,
+    ) -> Result<Vec<u8>, HostError> {
+        let key = key.as_ref();
+        // Fail before reading when the host cannot swap (a 1.0 host): no partial work.
+        host_fn!(self, kv_compare_and_swap)?;
+        loop {
+            let old = self.kv_get(scope, key)?;
+            let new = update(old.as_deref());
+            if self.kv_compare_and_swap(scope, key, old.as_deref(), &new)? {
+                return Ok(new);
+            }
+        }
+    }
+
+    /// Since 1.1: streams terminal output of the session this call runs (a
+    /// `session_open` call; [`Status::Unavailable`] elsewhere).
+    pub fn session_output(&self, data: &[u8]) -> Result<(), HostError> {
+        let out = host_fn!(self, session_output)?;
+        // SAFETY: host function from the table; `data` is a live slice.
+        let code = unsafe { out(self.call, data.as_ptr(), data.len()) };
+        Self::check("session_output", code)
     }
 
     /// Publishes a plugin event; it reaches `--format json` output and the hooks.

@@ -38,9 +38,9 @@ use core::ptr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
-use crate::context::PluginContext;
-use crate::plugin::Plugin;
-use crate::protocol::{ExecutorInput, HookEvent, Message, PluginError, SubcommandInput};
+use crate::context::{PluginContext, Status};
+use crate::plugin::{Plugin, SessionRunner};
+use crate::protocol::{ExecutorInput, HookEvent, Message, PluginError, SessionSpec, SubcommandInput};
 use crate::sys::{self, AbiHeader, Buf, CallHandle, HostApi, PluginVtable, StatusCode};
 
 /// What the instance pointer handed to hm points to.
@@ -63,6 +63,13 @@ pub const fn vtable<P: Plugin>() -> PluginVtable {
         run_subcommand: Some(run_subcommand::<P>),
         free: Some(free),
         destroy: Some(destroy::<P>),
+        // Sessions (1.1): they answer HM_ERR_UNSUPPORTED unless `P::sessions()` is Some
+        // (and hm only calls them when the manifest says `sessions`).
+        session_open: Some(session_open::<P>),
+        session_write: Some(session_write::<P>),
+        session_resize: Some(session_resize::<P>),
+        session_signal: Some(session_signal::<P>),
+        session_close: Some(session_close::<P>),
     }
 }
 
@@ -236,6 +243,112 @@ unsafe extern "C" fn execute_step<P: Plugin>(
             }
         })
     }
+}
+
+/// `session_open` of the vtable (ABI 1.1).
+///
+/// # Safety
+///
+/// As for [`execute_step`].
+unsafe extern "C" fn session_open<P: Plugin>(
+    instance: *mut c_void,
+    call: CallHandle,
+    input: *const u8,
+    input_len: usize,
+    out: *mut Buf,
+) -> StatusCode {
+    // SAFETY: the host lends the input for the duration of the call.
+    let input = unsafe { input_slice(input, input_len) };
+    // SAFETY: forwarded from the host, per this function's contract.
+    unsafe {
+        respond::<P>(instance, call, out, |plugin, ctx| {
+            let Some(sessions) = plugin.sessions() else { return Reply::unsupported() };
+            match decode_input::<SessionSpec>(input) {
+                Ok(spec) => Reply::from_result(sessions.open_session(ctx, spec)),
+                Err(reply) => reply,
+            }
+        })
+    }
+}
+
+/// Runs a session control entry on the instance's [`SessionRunner`] under `catch_unwind`.
+///
+/// # Safety
+///
+/// `instance` must be null or the pointer [`load`] stored for this `P`, not yet destroyed.
+unsafe fn control<P: Plugin>(
+    instance: *mut c_void,
+    f: impl FnOnce(&dyn SessionRunner) -> Result<(), Status>,
+) -> StatusCode {
+    if instance.is_null() {
+        return sys::ERR_INVALID_ARGUMENT;
+    }
+    // SAFETY: a live instance created by `load::<P>` (caller's contract); shared access only.
+    let instance = unsafe { &*instance.cast::<Instance<P>>() };
+    let Some(sessions) = instance.plugin.sessions() else { return sys::ERR_UNSUPPORTED };
+    match panic::catch_unwind(AssertUnwindSafe(|| f(sessions))) {
+        Ok(Ok(())) => sys::OK,
+        Ok(Err(status)) => status.code(),
+        Err(payload) => {
+            drop_payload(payload);
+            sys::ERR_INTERNAL
+        }
+    }
+}
+
+/// `session_write` of the vtable (ABI 1.1).
+///
+/// # Safety
+///
+/// Called by the host as `hm_plugin.h` specifies; `data` lends `len` bytes.
+unsafe extern "C" fn session_write<P: Plugin>(
+    instance: *mut c_void,
+    session: CallHandle,
+    data: *const u8,
+    len: usize,
+) -> StatusCode {
+    // SAFETY: the host lends the bytes for the duration of the call.
+    let Some(data) = (unsafe { input_slice(data, len) }) else { return sys::ERR_INVALID_ARGUMENT };
+    // SAFETY: forwarded from the host, per this function's contract.
+    unsafe { control::<P>(instance, |s| s.write(session, data)) }
+}
+
+/// `session_resize` of the vtable (ABI 1.1).
+///
+/// # Safety
+///
+/// Called by the host as `hm_plugin.h` specifies.
+unsafe extern "C" fn session_resize<P: Plugin>(
+    instance: *mut c_void,
+    session: CallHandle,
+    rows: u16,
+    cols: u16,
+) -> StatusCode {
+    if rows == 0 || cols == 0 {
+        return sys::ERR_INVALID_ARGUMENT;
+    }
+    // SAFETY: forwarded from the host, per this function's contract.
+    unsafe { control::<P>(instance, |s| s.resize(session, rows, cols)) }
+}
+
+/// `session_signal` of the vtable (ABI 1.1).
+///
+/// # Safety
+///
+/// Called by the host as `hm_plugin.h` specifies.
+unsafe extern "C" fn session_signal<P: Plugin>(instance: *mut c_void, session: CallHandle, signal: i32) -> StatusCode {
+    // SAFETY: forwarded from the host, per this function's contract.
+    unsafe { control::<P>(instance, |s| s.signal(session, signal)) }
+}
+
+/// `session_close` of the vtable (ABI 1.1).
+///
+/// # Safety
+///
+/// Called by the host as `hm_plugin.h` specifies.
+unsafe extern "C" fn session_close<P: Plugin>(instance: *mut c_void, session: CallHandle) -> StatusCode {
+    // SAFETY: forwarded from the host, per this function's contract.
+    unsafe { control::<P>(instance, |s| s.close(session)) }
 }
 
 /// `on_hook_event` of the vtable.

@@ -152,12 +152,12 @@ pub mod sys;
 pub mod testing;
 
 pub use context::{ArchiveReader, HostError, KvScope, LogLevel, PluginContext, Status, Stream};
-pub use plugin::{LifecycleHook, Plugin, StepExecutor, Subcommand};
+pub use plugin::{LifecycleHook, Plugin, SessionRunner, StepExecutor, Subcommand};
 pub use protocol::{
     ArgKind, ArgSpec, ArgType, ArgValue, BuildEvent, BuildFinished, BuildStarted, BuildStatus, CacheOutcome,
     Capability, ChainFailed, ExecutorInput, ExitInfo, HookEvent, HookOutcome, Message, Phase, PluginError, PluginEvent,
     PluginEventEmitted, PluginManifest, RunnerArgSpec, RunnerArgType, StepFinished, StepFinishedStatus, StepLog,
-    StepQueued, StepResult, StepSpec, StepStarted, StepStatus, SubcommandInput,
+    SessionSpec, StepQueued, StepResult, StepSpec, StepStarted, StepStatus, SubcommandInput,
 };
 
 /// Used by [`hm_plugin!`]; not a public API.

@@ -1,9 +1,11 @@
 //! The traits a plugin implements.
 
-use crate::context::PluginContext;
+use crate::context::{PluginContext, Status};
 use crate::protocol::{
-    ExecutorInput, ExitInfo, HookEvent, HookOutcome, PluginError, PluginManifest, StepResult, SubcommandInput,
+    ExecutorInput, ExitInfo, HookEvent, HookOutcome, PluginError, PluginManifest, SessionSpec, StepResult,
+    SubcommandInput,
 };
+use crate::sys::CallHandle;
 
 /// A plugin: its manifest and the capabilities it implements.
 ///
@@ -34,6 +36,35 @@ pub trait Plugin: Send + Sync + 'static {
     fn subcommand(&self) -> Option<&dyn Subcommand> {
         None
     }
+
+    /// The interactive sessions (ABI 1.1), if a `step_executor` capability says
+    /// `sessions` ([`Capability::with_sessions`](crate::Capability::with_sessions)).
+    fn sessions(&self) -> Option<&dyn SessionRunner> {
+        None
+    }
+}
+
+/// Interactive sessions into a step's environment (`hm shell`). Since ABI 1.1.
+///
+/// `open_session` runs the whole session on the host's thread: start the
+/// process on a terminal, stream what it prints with
+/// [`ctx.session_output`](PluginContext::session_output), poll
+/// [`ctx.should_cancel`](PluginContext::should_cancel), and return its exit code.
+/// The other methods come from other threads while it runs; `session` is
+/// [`ctx.call_handle()`](PluginContext::call_handle) of that `open_session`, so keep
+/// your sessions in a map keyed by it. Answer [`Status::StaleCall`] for a session
+/// that is not (or no longer) running.
+pub trait SessionRunner: Send + Sync {
+    /// Runs one session until it ends; `Ok(ExitInfo::exit(code))` with its exit code.
+    fn open_session(&self, ctx: &PluginContext<'_>, spec: SessionSpec) -> Result<ExitInfo, PluginError>;
+    /// Keystrokes for the session (Ctrl-C is the byte 0x03: write it to the terminal).
+    fn write(&self, session: CallHandle, data: &[u8]) -> Result<(), Status>;
+    /// The user's terminal is now `rows` x `cols`.
+    fn resize(&self, session: CallHandle, rows: u16, cols: u16) -> Result<(), Status>;
+    /// `HM_SIGNAL_*` (see [`sys`](crate::sys)) for the session's foreground job.
+    fn signal(&self, session: CallHandle, signal: i32) -> Result<(), Status>;
+    /// End the session; `open_session` returns soon after.
+    fn close(&self, session: CallHandle) -> Result<(), Status>;
 }
 
 /// Runs pipeline steps of the runners the manifest claims.

@@ -28,7 +28,7 @@ use core::ffi::c_void;
 pub const ABI_MAJOR: u32 = 1;
 /// ABI minor version of this crate (`HM_ABI_MINOR`). Tables and messages only
 /// grow within a major version.
-pub const ABI_MINOR: u32 = 0;
+pub const ABI_MINOR: u32 = 1;
 /// Name of the one symbol the host looks up (`HM_ENTRY_SYMBOL`).
 pub const ENTRY_SYMBOL: &core::ffi::CStr = c"hm_load_plugin";
 
@@ -63,6 +63,8 @@ pub const ERR_UNAVAILABLE: StatusCode = 9;
 pub const ERR_NO_MEMORY: StatusCode = 10;
 /// `HM_ERR_INTERNAL`: any other failure; a bug on the side that returned it.
 pub const ERR_INTERNAL: StatusCode = 11;
+/// `kv_compare_and_swap`: the stored value was not the expected one. Since 1.1.
+pub const ERR_CONFLICT: StatusCode = 12;
 
 /// `HM_LOG_DEBUG` (the numbers are Python's logging levels).
 pub const LOG_DEBUG: i32 = 10;
@@ -84,6 +86,15 @@ pub const KV_SCOPE_PLUGIN: i32 = 0;
 pub const KV_SCOPE_BUILD: i32 = 1;
 /// `HM_KV_SCOPE_STEP`: in memory, private to this plugin, this run and this step.
 pub const KV_SCOPE_STEP: i32 = 2;
+
+/// `session_signal`: Ctrl-C's signal (SIGINT on POSIX). Since 1.1.
+pub const SIGNAL_INTERRUPT: i32 = 1;
+/// `session_signal`: SIGTERM. Since 1.1.
+pub const SIGNAL_TERMINATE: i32 = 2;
+/// `session_signal`: SIGKILL. Since 1.1.
+pub const SIGNAL_KILL: i32 = 3;
+/// `session_signal`: SIGHUP. Since 1.1.
+pub const SIGNAL_HANGUP: i32 = 4;
 
 /// `hm_call_t`: identifies one call from the host into the plugin. 0 is never valid.
 pub type CallHandle = u64;
@@ -143,6 +154,12 @@ pub type FsReadConfigFn =
     unsafe extern "C" fn(CallHandle, *const u8, usize, *mut Buf) -> StatusCode;
 /// `hm_host_api_t.free`: releases bytes the host handed over; accepts null. \[any-thread\]
 pub type HostFreeFn = unsafe extern "C" fn(*mut u8, usize);
+/// `hm_host_api_t.kv_compare_and_swap`: `(call, scope, key, key_len, expected, expected_len,
+/// value, value_len) -> status`; `expected` null means "absent". \[call-thread\] Since 1.1.
+pub type KvCompareAndSwapFn =
+    unsafe extern "C" fn(CallHandle, i32, *const u8, usize, *const u8, usize, *const u8, usize) -> StatusCode;
+/// `hm_host_api_t.session_output`: `(call, data, len) -> status`. \[call-thread\] Since 1.1.
+pub type SessionOutputFn = unsafe extern "C" fn(CallHandle, *const u8, usize) -> StatusCode;
 
 /// `hm_host_api_t`: the host-API table, filled by the host and valid from
 /// `hm_load_plugin` until the process exits.
@@ -181,6 +198,10 @@ pub struct HostApi {
     pub fs_read_config: Option<FsReadConfigFn>,
     /// Releases bytes the host handed to the plugin. Since 1.0.
     pub free: Option<HostFreeFn>,
+    /// Atomic compare-and-swap of a key-value entry. Since 1.1.
+    pub kv_compare_and_swap: Option<KvCompareAndSwapFn>,
+    /// Streams a session's terminal output. Since 1.1.
+    pub session_output: Option<SessionOutputFn>,
 }
 
 /// `manifest(instance, call, out) -> status`. \[any-thread\] Required.
@@ -193,6 +214,14 @@ pub type CapabilityFn =
 pub type PluginFreeFn = unsafe extern "C" fn(*mut c_void, *mut u8, usize);
 /// `destroy(instance)`: the instance's last call. \[load-thread\] Required.
 pub type DestroyFn = unsafe extern "C" fn(*mut c_void);
+/// `session_write(instance, session, data, len) -> status`. \[any-thread\] Since 1.1.
+pub type SessionWriteFn = unsafe extern "C" fn(*mut c_void, CallHandle, *const u8, usize) -> StatusCode;
+/// `session_resize(instance, session, rows, cols) -> status`. \[any-thread\] Since 1.1.
+pub type SessionResizeFn = unsafe extern "C" fn(*mut c_void, CallHandle, u16, u16) -> StatusCode;
+/// `session_signal(instance, session, signal) -> status`. \[any-thread\] Since 1.1.
+pub type SessionSignalFn = unsafe extern "C" fn(*mut c_void, CallHandle, i32) -> StatusCode;
+/// `session_close(instance, session) -> status`. \[any-thread\] Since 1.1.
+pub type SessionCloseFn = unsafe extern "C" fn(*mut c_void, CallHandle) -> StatusCode;
 
 /// `hm_plugin_vtable_t`: filled by the plugin, returned by `hm_load_plugin`,
 /// valid until the process exits.
@@ -217,6 +246,16 @@ pub struct PluginVtable {
     pub free: Option<PluginFreeFn>,
     /// The instance's last call. Required. Since 1.0.
     pub destroy: Option<DestroyFn>,
+    /// `SessionSpec` → `ExitInfo`, running the whole session. Since 1.1.
+    pub session_open: Option<CapabilityFn>,
+    /// Terminal input for a running session. Since 1.1.
+    pub session_write: Option<SessionWriteFn>,
+    /// Resizes a running session's terminal. Since 1.1.
+    pub session_resize: Option<SessionResizeFn>,
+    /// Signals a running session's foreground job. Since 1.1.
+    pub session_signal: Option<SessionSignalFn>,
+    /// Ends a running session. Since 1.1.
+    pub session_close: Option<SessionCloseFn>,
 }
 
 /// `hm_load_plugin_fn`: the type of the one exported symbol.
@@ -243,7 +282,8 @@ mod tests {
 
     /// The layout the C compiler gives `hm_plugin.h` on LP64 targets (checked with
     /// `offsetof`/`sizeof` in C: header 12, buf 16, host_data 16, log 24, free 112,
-    /// host table 120, vtable manifest 16, destroy 56, vtable 64).
+    /// kv_compare_and_swap 120 (1.1), host table 136, vtable manifest 16, destroy 56,
+    /// session_open 64 (1.1), vtable 104).
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn layout_matches_the_c_header() {
@@ -252,10 +292,12 @@ mod tests {
         assert_eq!(offset_of!(HostApi, host_data), 16);
         assert_eq!(offset_of!(HostApi, log), 24);
         assert_eq!(offset_of!(HostApi, free), 112);
-        assert_eq!(size_of::<HostApi>(), 120);
+        assert_eq!(offset_of!(HostApi, kv_compare_and_swap), 120);
+        assert_eq!(size_of::<HostApi>(), 136);
         assert_eq!(offset_of!(PluginVtable, manifest), 16);
         assert_eq!(offset_of!(PluginVtable, destroy), 56);
-        assert_eq!(size_of::<PluginVtable>(), 64);
+        assert_eq!(offset_of!(PluginVtable, session_open), 64);
+        assert_eq!(size_of::<PluginVtable>(), 104);
     }
 
     #[test]

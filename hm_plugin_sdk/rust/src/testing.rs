@@ -54,7 +54,7 @@ use crate::context::{KvScope, LogLevel, PluginContext, Status, Stream};
 use crate::msgpack::DecodeError;
 use crate::protocol::{
     ExecutorInput, ExitInfo, HookEvent, HookOutcome, Message, PluginError, PluginEvent, PluginManifest, StepResult,
-    SubcommandInput,
+    SessionSpec, SubcommandInput,
 };
 use crate::sys::{self, AbiHeader, Buf, CallHandle, HostApi, LoadPluginFn, PluginVtable, StatusCode};
 
@@ -69,6 +69,8 @@ pub enum CallKind {
     Hook,
     /// `run_subcommand`: outside a run.
     Subcommand,
+    /// `session_open` (ABI 1.1): outside a run; `session_output` works.
+    Session,
 }
 
 #[derive(Default)]
@@ -79,6 +81,7 @@ struct Recorded {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     kv: HashMap<(i32, Vec<u8>), Vec<u8>>,
+    session_output: Vec<u8>,
 }
 
 struct Shared {
@@ -150,6 +153,8 @@ fn full_table() -> HostApi {
         archive_total_size: Some(mock_archive_total_size),
         fs_read_config: Some(mock_fs_read_config),
         free: Some(mock_free),
+        kv_compare_and_swap: Some(mock_kv_compare_and_swap),
+        session_output: Some(mock_session_output),
     }
 }
 
@@ -246,6 +251,11 @@ impl MockHost {
             return Err("the vtable lacks manifest, free or destroy".to_owned());
         }
         Ok(MockPlugin { host: self, vtable: vt, instance })
+    }
+
+    /// Everything plugins sent with `session_output` (ABI 1.1), concatenated.
+    pub fn session_output(&self) -> Vec<u8> {
+        self.shared.recorded().session_output.clone()
     }
 
     /// Everything the plugin streamed to `stream` with `emit_step_log`, concatenated.
@@ -398,6 +408,44 @@ impl MockPlugin<'_> {
     pub fn run_subcommand(&self, input: &SubcommandInput) -> Result<ExitInfo, CallError> {
         let (status, out) = self.call_raw(Op::RunSubcommand, &input.to_msgpack());
         decode_reply(status, out)
+    }
+
+    /// Calls `session_open` (ABI 1.1) with `spec`; `started` gets the session's handle
+    /// first (for [`session_write`](Self::session_write) and the others, from another
+    /// thread) and the call blocks until the session ends. A NULL entry answers
+    /// `HM_ERR_UNSUPPORTED`.
+    pub fn session_open(&self, spec: &SessionSpec, started: impl FnOnce(CallHandle)) -> Result<ExitInfo, CallError> {
+        let Some(f) = self.vtable.session_open else {
+            return Err(CallError::Status { status: Status::Unsupported, error: None });
+        };
+        let input = spec.to_msgpack();
+        let handle = self.host.open(CallKind::Session);
+        let _close = CloseOnDrop(handle);
+        started(handle);
+        let mut out = Buf::EMPTY;
+        // SAFETY: vtable function of a loaded plugin; `input` is lent for the call.
+        let status = unsafe { f(self.instance, handle, input.as_ptr(), input.len(), &mut out) };
+        decode_reply(status, self.take(out))
+    }
+
+    /// `session_write` of a running session; its status code.
+    pub fn session_write(&self, session: CallHandle, data: &[u8]) -> StatusCode {
+        // SAFETY: vtable function of a loaded plugin; `data` is lent for the call.
+        self.vtable.session_write.map_or(sys::ERR_UNSUPPORTED, |f| unsafe {
+            f(self.instance, session, data.as_ptr(), data.len())
+        })
+    }
+
+    /// `session_resize` of a running session; its status code.
+    pub fn session_resize(&self, session: CallHandle, rows: u16, cols: u16) -> StatusCode {
+        // SAFETY: vtable function of a loaded plugin.
+        self.vtable.session_resize.map_or(sys::ERR_UNSUPPORTED, |f| unsafe { f(self.instance, session, rows, cols) })
+    }
+
+    /// `session_close` of a running session; its status code.
+    pub fn session_close(&self, session: CallHandle) -> StatusCode {
+        // SAFETY: vtable function of a loaded plugin.
+        self.vtable.session_close.map_or(sys::ERR_UNSUPPORTED, |f| unsafe { f(self.instance, session) })
     }
 
     /// Calls a capability with raw input bytes; returns the status and a copy of the
@@ -554,6 +602,61 @@ unsafe extern "C" fn mock_kv_set(
         // SAFETY: the plugin lends the key and value bytes (this function's contract).
         let (key, value) = unsafe { (lent(key, key_len)?, lent(value, value_len)?) };
         live.shared.recorded().kv.insert((scope, key.to_vec()), value.to_vec());
+        Ok(())
+    })())
+}
+
+/// `kv_compare_and_swap` (1.1): compare and write under the records' lock, as one step.
+///
+/// # Safety
+///
+/// `key`, `expected` (null: absent) and `value` as for [`mock_kv_set`].
+#[allow(clippy::too_many_arguments)] // the C signature
+unsafe extern "C" fn mock_kv_compare_and_swap(
+    call: CallHandle,
+    scope: i32,
+    key: *const u8,
+    key_len: usize,
+    expected: *const u8,
+    expected_len: usize,
+    value: *const u8,
+    value_len: usize,
+) -> StatusCode {
+    status((|| {
+        let live = live(call)?;
+        let scope = kv_scope(&live, scope)?;
+        // SAFETY: the plugin lends the key, expected and value bytes (this function's contract).
+        let (key, value) = unsafe { (lent(key, key_len)?, lent(value, value_len)?) };
+        let expected = if expected.is_null() {
+            None
+        } else {
+            // SAFETY: as above; non-null.
+            Some(unsafe { lent(expected, expected_len)? })
+        };
+        let mut rec = live.shared.recorded();
+        let slot = (scope, key.to_vec());
+        if rec.kv.get(&slot).map(Vec::as_slice) != expected {
+            return Err(sys::ERR_CONFLICT);
+        }
+        rec.kv.insert(slot, value.to_vec());
+        Ok(())
+    })())
+}
+
+/// `session_output` (1.1): recorded during a [`CallKind::Session`] call, else UNAVAILABLE.
+///
+/// # Safety
+///
+/// `data` as for [`mock_log`].
+unsafe extern "C" fn mock_session_output(call: CallHandle, data: *const u8, len: usize) -> StatusCode {
+    status((|| {
+        let live = live(call)?;
+        if live.kind != CallKind::Session {
+            return Err(sys::ERR_UNAVAILABLE);
+        }
+        // SAFETY: the plugin lends the bytes (this function's contract).
+        let data = unsafe { lent(data, len)? };
+        live.shared.recorded().session_output.extend_from_slice(data);
         Ok(())
     })())
 }

@@ -151,7 +151,7 @@ fn vtable_header_and_entries() {
     let mut instance = std::ptr::null_mut();
     // SAFETY: a valid host table and out-pointer.
     let vt = unsafe { &*hm_load_plugin(host.host_api(), &mut instance) };
-    assert_eq!(vt.header, AbiHeader { struct_size: 64, abi_major: 1, abi_minor: 0 });
+    assert_eq!(vt.header, AbiHeader { struct_size: 104, abi_major: 1, abi_minor: 1 });
     assert!(vt.manifest.is_some() && vt.free.is_some() && vt.destroy.is_some());
     assert!(vt.execute_step.is_some() && vt.on_hook_event.is_some() && vt.run_subcommand.is_some());
     assert!(!instance.is_null());
@@ -312,7 +312,7 @@ fn an_older_host_gets_clear_errors_for_functions_it_lacks() {
             "Unavailable { function: \"archive_read\", host_minor: 0 } | \
              Unavailable { function: \"archive_total_size\", host_minor: 0 } | \
              host function `archive_read` is not available: this hm provides plugin ABI 1.0 and the plugin \
-             was built against 1.0"
+             was built against 1.1"
         )
     );
     assert_eq!(host.kv(KvScope::Step, "still").unwrap(), b"works");

@@ -122,6 +122,9 @@ pub enum Capability {
         /// [`StepResult::image_id`]: crate::StepResult::image_id
         /// [`ExecutorInput`]: crate::ExecutorInput
         resolves_images: bool,
+        /// The runner opens interactive sessions ([`SessionRunner`](crate::SessionRunner),
+        /// `hm shell`). Since ABI 1.1. Default `false`.
+        sessions: bool,
     },
     /// `kind: "lifecycle_hook"`: receives build events.
     LifecycleHook {
@@ -155,6 +158,7 @@ impl Capability {
             images: false,
             runner_args: None,
             resolves_images: false,
+            sessions: false,
         }
     }
 
@@ -166,6 +170,7 @@ impl Capability {
             images: false,
             runner_args: None,
             resolves_images: false,
+            sessions: false,
         }
     }
 
@@ -183,6 +188,16 @@ impl Capability {
     pub fn with_resolved_images(mut self) -> Self {
         if let Capability::StepExecutor { resolves_images, .. } = &mut self {
             *resolves_images = true;
+        }
+        self
+    }
+
+    /// Declares that a [`Capability::StepExecutor`] opens interactive sessions
+    /// (`sessions`, ABI 1.1; other kinds are returned unchanged). Implement
+    /// [`Plugin::sessions`](crate::Plugin::sessions) too.
+    pub fn with_sessions(mut self) -> Self {
+        if let Capability::StepExecutor { sessions, .. } = &mut self {
+            *sessions = true;
         }
         self
     }
@@ -248,6 +263,7 @@ impl FromValue for Capability {
                 images: f.or("images", false)?,
                 runner_args: f.optional("runner_args")?,
                 resolves_images: f.or("resolves_images", false)?,
+                sessions: f.or("sessions", false)?,
             }),
             "lifecycle_hook" => Ok(Capability::LifecycleHook {
                 phase: f.required("phase")?,
@@ -272,12 +288,13 @@ impl Encode for Capability {
         let mut m = MapBuilder::new();
         m.field("kind", self.kind());
         match self {
-            Capability::StepExecutor { runners, default, images, runner_args, resolves_images } => {
+            Capability::StepExecutor { runners, default, images, runner_args, resolves_images, sessions } => {
                 m.field("runners", runners)
                     .field_unless(!default, "default", default)
                     .field_unless(!images, "images", images)
                     .field_some("runner_args", runner_args)
-                    .field_unless(!resolves_images, "resolves_images", resolves_images);
+                    .field_unless(!resolves_images, "resolves_images", resolves_images)
+                    .field_unless(!sessions, "sessions", sessions);
             }
             Capability::LifecycleHook { phase, events, timeout_ms } => {
                 m.field("phase", phase)

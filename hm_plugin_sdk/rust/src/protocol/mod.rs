@@ -34,6 +34,7 @@ pub(crate) mod codec;
 mod error;
 mod hook;
 mod manifest;
+mod session;
 mod step;
 mod subcommand;
 
@@ -43,6 +44,7 @@ pub use hook::{
     PluginEventEmitted, StepFinished, StepFinishedStatus, StepLog, StepQueued, StepStarted,
 };
 pub use manifest::{ArgKind, ArgSpec, ArgType, Capability, Phase, PluginManifest, RunnerArgSpec, RunnerArgType};
+pub use session::SessionSpec;
 pub use step::{ExecutorInput, StepResult, StepSpec, StepStatus};
 pub use subcommand::{ArgValue, ExitInfo, SubcommandInput};
 
@@ -119,6 +121,7 @@ messages!(
     HookOutcome,
     SubcommandInput,
     ExitInfo,
+    SessionSpec,
 );
 
 #[cfg(test)]
