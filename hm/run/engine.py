@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -45,6 +45,9 @@ from hm.run.step_cache import StepCache
 from hm.run.workspaces import Workspaces
 from hm.runtime import Registry, set_last_words
 from hm_plugin_sdk.protocol import BuildEvent, BuildFinished, BuildStarted, LifecycleHookCapability
+
+if TYPE_CHECKING:
+    from hm.cluster.connect import ClusterSpec
 
 __all__ = ["RunOptions", "RunResult", "Sink", "command_steps", "remove_tree", "run_pipeline"]
 
@@ -78,6 +81,8 @@ class RunOptions:
     json_events: bool = False
     #: Keep a run record (events, full logs, artifacts) under hm's state directory.
     record: bool = True
+    #: ``--cluster``: run the steps as tasks on this Dask cluster (``hm.cluster``).
+    cluster: ClusterSpec | None = None
 
 
 @dataclass
@@ -132,6 +137,7 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
     plan = build_plan(pipeline)
     cache_config = _cache_config(pipeline, options)
     run_id = uuid.uuid4().hex[:12]
+    closers = _attach_cluster(pipeline, plan, executors, options, run_id)  # before anything needs cleaning up
     run_dir = RunDirectory(run_id)
     bus = EventBus()
     archive = WorkspaceArchive(options.project_root, run_dir.path)
@@ -251,6 +257,8 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         kept = workspaces.root if options.keep_workspaces else None
         return RunResult(run_id, code, finished, outcomes, record_dir, kept)
     finally:
+        for close in closers:
+            close()
         bus.close()
         dispatcher.close()
         archive.close()
@@ -266,6 +274,25 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         else:
             run_dir.remove()
         restore()
+
+
+def _attach_cluster(
+    pipeline: Pipeline, plan: Plan, executors: dict[str, StepRunner], options: RunOptions, run_id: str
+) -> list[Callable[[], None]]:
+    """With ``--cluster``, route the steps to it; returns what ends that, in order."""
+    if options.cluster is None:
+        return []
+    from hm.cluster import attach
+
+    fetch = [
+        s.key
+        for s in command_steps(pipeline)
+        if options.keep_workspaces or s.artifacts or (s.cache is not None and s.cache.policy != "none")
+    ]
+    cluster, remote = attach(
+        options.cluster, run_id, plan, executors, parallelism=max(1, options.parallelism), fetch=fetch
+    )
+    return [remote.close, cluster.close]
 
 
 def _cache_config(pipeline: Pipeline, options: RunOptions) -> CacheConfig | None:

@@ -28,6 +28,7 @@ __all__ = [
     "InstallResult",
     "Isolation",
     "IsolationPolicy",
+    "Note",
     "Op",
     "Plugin",
     "PluginFile",
@@ -35,11 +36,13 @@ __all__ = [
     "PluginRecord",
     "Registry",
     "RemoveResult",
+    "Request",
     "Transport",
     "UnavailablePlugin",
     "VtableFacts",
     "check_vtable",
     "exit_expected",
+    "find_library",
     "folder_label",
     "install_plugin",
     "kill_grace",
@@ -50,6 +53,9 @@ __all__ = [
     "probe",
     "read_project_config",
     "remove_plugin",
+    "serve_event",
+    "serve_note",
+    "serve_request",
     "set_last_words",
     "shutdown_workers",
     "translate",
@@ -93,6 +99,12 @@ _WHERE = {
     "Registry": "registry",
     "plugin_suffix": "discovery",
     "probe": "probe",
+    "Note": "relay",
+    "Request": "relay",
+    "find_library": "relay",
+    "serve_event": "relay",
+    "serve_note": "relay",
+    "serve_request": "relay",
 }
 
 
@@ -127,6 +139,7 @@ if TYPE_CHECKING:
     from hm.runtime.plugin import Plugin, open_plugin, translate
     from hm.runtime.probe import probe
     from hm.runtime.registry import PluginRecord, Registry
+    from hm.runtime.relay import Note, Request, find_library, serve_event, serve_note, serve_request
     from hm.runtime.transport import ISOLATIONS, Isolation, Op, Transport, open_transport
     from hm.runtime.unavailable import UnavailablePlugin, unavailable_bundled
     from hm.runtime.vtable_check import VtableFacts, check_vtable

@@ -1,0 +1,212 @@
+"""``hm run --cluster``: the same pipelines on a real Dask cluster as locally.
+
+One LocalCluster (two worker processes, with nannies) serves the whole module; the
+``hm`` under test reaches it as ``--cluster tcp://…`` from a child process, as a
+user's hm reaches a remote scheduler. ``--cluster local:2`` is tested once, for
+its start and its clean end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from run_helpers import (
+    ROOT,
+    Project,
+    events,
+    finished,
+    hm_env,
+    kill_pid,
+    logs,
+    no_traceback,
+    popen_hm,
+    stop_process,
+    wait_for_file,
+    wait_gone,
+)
+
+distributed = pytest.importorskip("distributed")
+
+PROBE = ["host-fn-probe"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A LocalCluster of 2 worker processes (2 threads each); yields its Client."""
+    worker_home = tmp_path_factory.mktemp("worker-home")
+    env = {"HM_HOME": str(worker_home), "HM_PLUGIN_PATH": "", "PYTHONPATH": str(ROOT)}
+    local = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=2,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        worker_dashboard_address=None,
+        memory_limit=0,
+        silence_logs=40,
+        env=env,
+    )
+    client = distributed.Client(local)
+    try:
+        yield client
+    finally:
+        client.close()
+        local.close()
+
+
+def _address(client: Any) -> str:
+    return str(client.scheduler.address)
+
+
+def _comparable(evs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The events without timing, ids and host names: per step, then the build's end."""
+    per_step: dict[str, list[tuple[Any, ...]]] = {}
+    drop = {"ts", "run_id", "duration_ms", "project_root"}
+    for e in evs:
+        body = tuple(sorted((k, repr(v)) for k, v in e.items() if k not in drop))
+        per_step.setdefault(e.get("step_key") or e["kind"], []).append(body)
+    end = {k: v for k, v in evs[-1].items() if k not in drop}
+    return {"steps": per_step, "end": end}
+
+
+MIXED = """
+    a = step("a", "echo made > chain.txt; mkdir -p sub && echo deep > sub/x; echo a-out")
+    b = step("b", "cat chain.txt sub/x; echo b >> chain.txt", builds_in=a)
+    step("b2", "cat chain.txt; test ! -e from-archive.txt || echo archive-too", builds_in=b)
+    step("fork", "cat chain.txt", builds_in=a)
+    step("fresh", "cat from-archive.txt; echo oops >&2; exit 3")
+    step("probe", "unused", runner="probe")
+    wait(continue_on_failure=True)
+    step("after", "echo after-the-wait")
+"""
+
+
+def test_the_same_pipeline_gives_the_same_events_locally_and_on_the_cluster(tmp_path: Path, cluster: Any) -> None:
+    (tmp_path / "from-archive.txt").write_text("in the archive\n")
+    project = Project(tmp_path).pipeline(MIXED)
+    (tmp_path / ".hm" / "probe.txt").write_text("hello-config\n")
+    local, local_evs = project.run_json("-k", plugins=PROBE)
+    remote, remote_evs = project.run_json("-k", "--cluster", _address(cluster), plugins=PROBE)
+    no_traceback(remote)
+    assert local.returncode == remote.returncode == 1, remote.stderr
+    assert _comparable(remote_evs) == _comparable(local_evs)
+    # A chain's workspace arrives intact, through a fork too, and the archive reaches a fresh step.
+    assert logs(remote_evs, "b") == ["made", "deep"]
+    assert logs(remote_evs, "b2") == ["made", "b", "archive-too"]
+    assert logs(remote_evs, "fork") == ["made"]
+    assert logs(remote_evs, "fresh") == ["in the archive", "oops"]
+    # Every host function behaved on a worker: KV scopes, events, config, archive.
+    assert finished(remote_evs)["probe"]["message"].startswith("host-fn-probe: 19/19")
+    assert "config probe.txt hello-config" in logs(remote_evs, "probe")
+    assert finished(remote_evs)["after"]["status"] == "succeeded"
+
+
+def _cluster_processes() -> set[int]:
+    """PIDs of Dask worker processes (multiprocessing children running distributed)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"multiprocessing" in cmd or b"distributed" in cmd:
+                found.add(int(entry.name))
+    return found
+
+
+def test_local_n_runs_on_its_own_cluster_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    before = _cluster_processes()
+    project = Project(tmp_path).pipeline('a = step("a", "echo one > f")\nstep("b", "cat f", builds_in=a)')
+    result, evs = project.run_json("--cluster", "local:2")
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    assert logs(evs, "b") == ["one"]
+    assert evs[-1]["kind"] == "build_finished" and evs[-1]["status"] == "succeeded"
+    assert "exit()" not in result.stderr, result.stderr
+    time.sleep(0.5)
+    assert _cluster_processes() - before == set(), "the local cluster's processes outlived the run"
+
+
+def test_hm_cluster_env_is_read_and_a_bad_address_is_a_usage_error(tmp_path: Path) -> None:
+    project = Project(tmp_path).pipeline('step("a", "true")')
+    result = project.run("--cluster", "nowhere")
+    assert result.returncode == 2 and "'nowhere' is not a cluster address" in result.stderr
+    started = time.monotonic()
+    result = project.run(env={"HM_CLUSTER": "tcp://127.0.0.1:9", "HM_CLUSTER_TIMEOUT": "1"})
+    assert time.monotonic() - started < 20
+    no_traceback(result)
+    assert result.returncode == 2
+    assert "cannot reach the dask scheduler at tcp://127.0.0.1:9" in result.stderr
+
+
+def test_without_dask_cluster_says_how_to_install_it(tmp_path: Path) -> None:
+    shim = tmp_path / "no-dask"
+    (shim / "distributed").mkdir(parents=True)
+    (shim / "distributed" / "__init__.py").write_text(
+        "raise ImportError(\"No module named 'distributed'\", name='distributed')\n"
+    )
+    project = Project(tmp_path / "p").pipeline('step("a", "true")')
+    env = {"PYTHONPATH": os.pathsep.join([str(shim), str(ROOT)])}
+    result = subprocess.run(
+        [sys.executable, "-m", "hm", "run", "--cluster", "local:2"],
+        cwd=project.root,
+        env={**os.environ, **hm_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    no_traceback(result)
+    assert result.returncode == 2
+    assert "pip install 'hm[cluster]'" in result.stderr
+
+
+def test_importing_the_cli_imports_neither_dask_nor_opentelemetry() -> None:
+    code = (
+        "import sys, hm.cli; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'opentelemetry')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
+def test_fail_fast_stops_a_remote_step(tmp_path: Path, cluster: Any) -> None:
+    project = Project(tmp_path).pipeline('step("slow", "sleep 30")\nstep("bad", "sleep 0.5; exit 1")')
+    started = time.monotonic()
+    result, evs = project.run_json("--cluster", _address(cluster))
+    took = time.monotonic() - started
+    assert result.returncode == 1
+    assert finished(evs)["slow"]["status"] == "cancelled"
+    assert took < 12, f"the remote step took {took:.1f} s to stop"
+
+
+def test_ctrl_c_stops_remote_steps_and_leaves_no_task(tmp_path: Path, cluster: Any) -> None:
+    pid_file = tmp_path / "pid"
+    project = Project(tmp_path).pipeline(f'step("sleepy", "echo $$ > {pid_file}; sleep 30")')
+    proc = popen_hm(project.root, "--format", "json", "--cluster", _address(cluster))
+    pid = None
+    try:
+        pid = int(wait_for_file(pid_file, timeout=30))
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err.decode()
+        assert time.monotonic() - sent < 8
+        assert finished(events(out.decode()))["sleepy"]["status"] == "cancelled"
+        assert wait_gone(pid, 5), "the remote step's process still runs"
+        deadline = time.monotonic() + 5
+        while cluster.processing() and any(cluster.processing().values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(cluster.processing().values()), "a task still runs on the cluster"
+    finally:
+        stop_process(proc)
+        if pid is not None:
+            kill_pid(pid)
