@@ -210,3 +210,82 @@ def test_ctrl_c_stops_remote_steps_and_leaves_no_task(tmp_path: Path, cluster: A
         stop_process(proc)
         if pid is not None:
             kill_pid(pid)
+
+
+def test_build_and_step_kv_scopes_work_across_remote_steps(tmp_path: Path, cluster: Any) -> None:
+    project = Project(tmp_path).pipeline(
+        """
+        step("put", "put colour blue", runner="kv")
+        wait()
+        step("get", "get colour", runner="kv")
+        """
+    )
+    for where in ((), ("--cluster", _address(cluster))):
+        result, evs = project.run_json(*where, plugins=["kv-relay-runner"])
+        assert result.returncode == 0, result.stdout + result.stderr
+        # BUILD is shared by the run's steps wherever they ran; STEP is the step's own.
+        assert logs(evs, "get") == ["build colour=blue step colour=(missing)"], where
+
+
+def test_a_timeout_on_the_cluster_is_a_timeout(tmp_path: Path, cluster: Any) -> None:
+    project = Project(tmp_path).pipeline('step("slow", "sleep 30", timeout_seconds=1)')
+    started = time.monotonic()
+    result, evs = project.run_json("--cluster", _address(cluster))
+    assert result.returncode == 1
+    done = finished(evs)["slow"]
+    assert (done["status"], done["exit_code"]) == ("timed_out", 124)
+    assert time.monotonic() - started < 10
+
+
+def test_a_plugin_a_worker_lacks_fails_its_step_naming_the_worker(tmp_path: Path, cluster: Any) -> None:
+    # HM_CLUSTER_UPLOAD=0: workers must have the same build; theirs has no host-fn-probe
+    # (the cluster's workers see no HM_PLUGIN_PATH) but does have the bundled shell.
+    project = Project(tmp_path).pipeline('step("probe", "unused", runner="probe")\nstep("sh", "echo here")')
+    result, evs = project.run_json("-k", "--cluster", _address(cluster), plugins=PROBE, env={"HM_CLUSTER_UPLOAD": "0"})
+    no_traceback(result)
+    assert result.returncode == 5, result.stdout + result.stderr
+    done = finished(evs)
+    assert done["probe"]["status"] == "error"
+    assert "worker tcp://127.0.0.1:" in done["probe"]["message"]
+    assert "has no plugin host-fn-probe with sha256" in done["probe"]["message"]
+    assert (done["sh"]["status"], logs(evs, "sh")) == ("succeeded", ["here"])
+
+
+def _ancestor_in(pid: int, wanted: set[int]) -> int:
+    """``pid`` or its nearest ancestor in ``wanted`` (the shell runner spawns through a helper)."""
+    while pid not in wanted:
+        status = Path(f"/proc/{pid}/status").read_text()
+        pid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+        assert pid > 1, "the step does not run under a Dask worker"
+    return pid
+
+
+def test_a_worker_killed_mid_step_fails_that_step_naming_it_and_the_run_goes_on(tmp_path: Path, cluster: Any) -> None:
+    ppid_file, pid_file = tmp_path / "ppid", tmp_path / "pid"
+    project = Project(tmp_path).pipeline(
+        f"""
+        step("doomed", "echo $$ > {pid_file}; echo $PPID > {ppid_file}; sleep 20")
+        step("other", "sleep 2; echo survived")
+        """
+    )
+    proc = popen_hm(project.root, "--format", "json", "-k", "-j", "2", "--cluster", _address(cluster))
+    pid = None
+    try:
+        worker_pid = int(wait_for_file(ppid_file, timeout=30))
+        pid = int(wait_for_file(pid_file))
+        workers = {pid: address for address, pid in cluster.run(os.getpid).items()}
+        worker_pid = _ancestor_in(worker_pid, set(workers))
+        os.kill(worker_pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+        evs = events(out.decode())
+        done = finished(evs)
+        assert proc.returncode == 5, err.decode()
+        assert done["doomed"]["status"] == "error"
+        assert f"its worker {workers[worker_pid]} died while it ran" in done["doomed"]["message"]
+        assert (done["other"]["status"], logs(evs, "other")) == ("succeeded", ["survived"])
+        assert evs[-1]["kind"] == "build_finished"
+    finally:
+        stop_process(proc)
+        if pid is not None:
+            kill_pid(pid)
+        cluster.wait_for_workers(2, timeout=60)
