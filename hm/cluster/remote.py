@@ -20,6 +20,7 @@ chains, forks, waits, fail-fast, ``--keep-going``, timeouts and ``--parallelism`
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 import threading
 import time
@@ -30,6 +31,7 @@ from typing import Any
 
 import msgspec
 
+from hm import telemetry
 from hm.cluster import wire
 from hm.cluster.connect import Cluster
 from hm.errors import PluginCallError, PluginLoadError
@@ -79,6 +81,7 @@ class ClusterRun:
         # Requests (KV, config) are answered off the client's event loop: they touch
         # sqlite and a Queue's sync API, which must not run on the loop's thread.
         self._answers = ThreadPoolExecutor(2, thread_name_prefix="hm-cluster-answers")
+        self._traced = telemetry.tracer() is not None
         self.client.subscribe_topic(self.topic, self._on_message)
 
     # -- the message stream (on the client's event loop) ------------------------------
@@ -90,6 +93,10 @@ class ClusterRun:
         code, args = msg[1], msg[2:]
         if code == wire.START:
             attempt.worker = args[0]
+            if self._traced:
+                from hm.telemetry.run_spans import annotate_step
+
+                annotate_step(attempt.ctx.step_key or "", worker=args[0])
         elif code == wire.END:
             attempt.result, attempt.info = args[0], args[1] or {}
             attempt.ended.set()
@@ -110,7 +117,6 @@ class ClusterRun:
     def _blob(self, plugin: Plugin) -> tuple[str, Any]:
         """The library's sha256 and its scattered bytes (None: workers find it by hash)."""
         import hashlib
-        import os
 
         with self._lock:
             if plugin.path not in self._blobs:
@@ -163,6 +169,11 @@ class ClusterRun:
             "input": _encode(inp),
             "snapshot": key in self._keep or key in self._fetch,
         }
+        if self._traced:  # one trace covers the run: the worker's spans are the step's children
+            from hm.telemetry.run_spans import step_span
+
+            spec["trace"] = telemetry.carrier(step_span(key))
+            spec["otel"] = {k: v for k, v in os.environ.items() if k.startswith("OTEL_")}
         archive = self._archive_future(services) if inp.base_workspace is None else None
         future = self.client.submit(
             run_step,

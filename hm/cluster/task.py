@@ -16,6 +16,7 @@ streamed logs and side effects cannot be taken back, so a silent rerun would lie
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import os
 import shutil
@@ -23,6 +24,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +239,45 @@ def run_step(
         )
         return None
     client.set_metadata(wire.attempt_key(run_id, token), me)
+    with _traced(spec, me):
+        return _attempt(spec, plugin_blob, archive, base, services, client, me)
+
+
+@contextlib.contextmanager
+def _traced(spec: dict[str, Any], worker: str) -> Iterator[None]:
+    """The attempt's span, the child of the client's step span (when the run is traced)."""
+    if "trace" not in spec:
+        yield
+        return
+    for name, value in spec.get("otel", {}).items():
+        os.environ.setdefault(name, value)  # this worker exports where the client does, unless told otherwise
+    from hm import telemetry
+
+    if telemetry.tracer() is None:
+        yield
+        return
+    from opentelemetry import context as otel_context
+
+    token = otel_context.attach(telemetry.from_carrier(spec["trace"]))
+    try:
+        attrs = {"hm.step": spec["step"], "hm.worker": worker, "hm.plugin": spec["plugin"]}
+        with telemetry.span(f"step {spec['step']} on {worker}", attrs):
+            yield
+    finally:
+        otel_context.detach(token)
+        telemetry.flush()
+
+
+def _attempt(
+    spec: dict[str, Any],
+    plugin_blob: bytes | None,
+    archive: bytes | None,
+    base: bytes | None,
+    services: WorkerServices,
+    client: Any,
+    me: str,
+) -> bytes | None:
+    token, run_id = spec["token"], spec["run_id"]
     scratch = Path(tempfile.mkdtemp(prefix=f"hm-step-{spec['step']}-"))
     done = threading.Event()
     watcher = threading.Thread(

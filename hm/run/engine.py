@@ -174,6 +174,7 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
 
     dispatcher = HookDispatcher(hooks, services, on_abort=on_abort, on_warning=sink.warning)
     bus.sinks.append(sink)
+    closers += _trace(bus)
     if recorder is not None:
         bus.sinks.append(recorder)
     bus.attach_hooks(dispatcher)
@@ -257,10 +258,10 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
         kept = workspaces.root if options.keep_workspaces else None
         return RunResult(run_id, code, finished, outcomes, record_dir, kept)
     finally:
-        for close in closers:
-            close()
         bus.close()
         dispatcher.close()
+        for close in closers:
+            close()
         archive.close()
         sink.close()
         if recorder is not None:
@@ -293,6 +294,19 @@ def _attach_cluster(
         options.cluster, run_id, plan, executors, parallelism=max(1, options.parallelism), fetch=fetch
     )
     return [remote.close, cluster.close]
+
+
+def _trace(bus: EventBus) -> list[Callable[[], None]]:
+    """With the ``OTEL_*`` variables set, the run's events become spans (``hm.telemetry``)."""
+    from hm import telemetry
+
+    if not telemetry.enabled():
+        return []
+    from hm.telemetry.run_spans import RunSpans
+
+    spans = RunSpans()
+    bus.sinks.append(spans)
+    return [spans.close]
 
 
 def _cache_config(pipeline: Pipeline, options: RunOptions) -> CacheConfig | None:

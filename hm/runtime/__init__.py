@@ -56,6 +56,7 @@ __all__ = [
     "serve_event",
     "serve_note",
     "serve_request",
+    "set_call_observer",
     "set_last_words",
     "shutdown_workers",
     "translate",
@@ -92,6 +93,7 @@ _WHERE = {
     "CONFIG_FILE": "isolation",
     "read_project_config": "isolation",
     "Plugin": "plugin",
+    "set_call_observer": "plugin",
     "open_plugin": "plugin",
     "translate": "plugin",
     "PluginKvStore": "kv_store",
@@ -136,7 +138,7 @@ if TYPE_CHECKING:
     from hm.runtime.isolation import CONFIG_FILE, IsolationPolicy, read_project_config
     from hm.runtime.kv_store import PluginKvStore
     from hm.runtime.loader import exit_expected, live_calls, set_last_words
-    from hm.runtime.plugin import Plugin, open_plugin, translate
+    from hm.runtime.plugin import Plugin, open_plugin, set_call_observer, translate
     from hm.runtime.probe import probe
     from hm.runtime.registry import PluginRecord, Registry
     from hm.runtime.relay import Note, Request, find_library, serve_event, serve_note, serve_request

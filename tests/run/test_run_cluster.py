@@ -8,10 +8,13 @@ its start and its clean end.
 
 from __future__ import annotations
 
+import gzip
+import http.server
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,10 +126,79 @@ def _cluster_processes() -> set[int]:
     return found
 
 
-def test_local_n_runs_on_its_own_cluster_and_leaves_nothing_behind(tmp_path: Path) -> None:
+class _Receiver(http.server.ThreadingHTTPServer):
+    """A small OTLP/HTTP trace receiver: decodes every ExportTraceServiceRequest it is sent."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+        self.spans: list[Any] = []
+        self.lock = threading.Lock()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def wait_for(self, names: set[str], timeout: float = 15) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                by_name = {span.name: span for span in self.spans}
+            if names <= set(by_name):
+                return by_name
+            time.sleep(0.05)
+        raise AssertionError(f"spans missing: {names - set(by_name)} (got {sorted(by_name)})")
+
+
+class _ReceiverHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+        server: _Receiver = self.server  # type: ignore[assignment]
+        with server.lock:
+            for resource_spans in request.resource_spans:
+                for scope_spans in resource_spans.scope_spans:
+                    server.spans.extend(scope_spans.spans)
+        reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def receiver() -> Iterator[_Receiver]:
+    pytest.importorskip("opentelemetry.proto")
+    server = _Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _attrs(span: Any) -> dict[str, Any]:
+    out = {}
+    for kv in span.attributes:
+        value = kv.value
+        out[kv.key] = getattr(value, value.WhichOneof("value"))
+    return out
+
+
+def test_local_n_runs_traced_on_its_own_cluster_and_leaves_nothing_behind(tmp_path: Path, receiver: _Receiver) -> None:
     before = _cluster_processes()
     project = Project(tmp_path).pipeline('a = step("a", "echo one > f")\nstep("b", "cat f", builds_in=a)')
-    result, evs = project.run_json("--cluster", "local:2")
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "50"}
+    result, evs = project.run_json("--cluster", "local:2", env=otel)
     no_traceback(result)
     assert result.returncode == 0, result.stderr
     assert logs(evs, "b") == ["one"]
@@ -134,6 +206,46 @@ def test_local_n_runs_on_its_own_cluster_and_leaves_nothing_behind(tmp_path: Pat
     assert "exit()" not in result.stderr, result.stderr
     time.sleep(0.5)
     assert _cluster_processes() - before == set(), "the local cluster's processes outlived the run"
+
+    # One trace: run -> step -> the attempt on its worker -> the plugin call there.
+    spans = receiver.wait_for({"hm run t", "step a", "step b", "shell execute_step"})
+    run, a, b = spans["hm run t"], spans["step a"], spans["step b"]
+    assert run.parent_span_id == b"" and _attrs(run)["hm.exit_code"] == 0
+    assert {s.trace_id for s in receiver.spans} == {run.trace_id}
+    for step in (a, b):
+        assert step.parent_span_id == run.span_id
+        attrs = _attrs(step)
+        assert (attrs["hm.plugin"], attrs["hm.runner"], attrs["hm.exit_code"]) == ("shell", "shell", 0)
+        assert attrs["hm.worker"].startswith("tcp://127.0.0.1:")
+        (attempt,) = [s for s in receiver.spans if s.parent_span_id == step.span_id]
+        assert _attrs(attempt)["hm.worker"] == attrs["hm.worker"]
+        (call,) = [s for s in receiver.spans if s.parent_span_id == attempt.span_id]
+        assert call.name == "shell execute_step" and _attrs(call)["hm.step"] == _attrs(step)["hm.step"]
+
+
+def test_a_local_run_and_an_extension_are_traced(tmp_path: Path, receiver: _Receiver) -> None:
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "50"}
+    project = Project(tmp_path).pipeline('step("a", "exit 4")')
+    result, _ = project.run_json(env=otel)
+    assert result.returncode == 1
+    spans = receiver.wait_for({"hm run t", "step a", "shell execute_step"})
+    assert spans["step a"].parent_span_id == spans["hm run t"].span_id
+    assert spans["shell execute_step"].parent_span_id == spans["step a"].span_id
+    assert (_attrs(spans["step a"])["hm.exit_code"], _attrs(spans["step a"])["hm.status"]) == (4, "failed")
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    ext = bin_dir / "hm-hello"
+    ext.write_text('#!/bin/sh\necho "$TRACEPARENT"\nexit 3\n')
+    ext.chmod(0o755)
+    env = {**hm_env(), **otel, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run(
+        [sys.executable, "-m", "hm", "hello"], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 3, out.stderr
+    span = receiver.wait_for({"hm hello"})["hm hello"]
+    assert (_attrs(span)["hm.extension"], _attrs(span)["hm.exit_code"]) == ("hello", 3)
+    assert out.stdout.split("-")[1] == span.trace_id.hex(), "the extension did not get the trace context"
 
 
 def test_hm_cluster_env_is_read_and_a_bad_address_is_a_usage_error(tmp_path: Path) -> None:
