@@ -74,6 +74,9 @@ class ClusterRun:
         self._fetch = fetch
         self._attempts: dict[str, _Attempt] = {}
         self._snapshots: dict[str, Any] = {}
+        #: The worker each kept snapshot is on, and whether chains are pinned to it.
+        self._ran_on: dict[str, str] = {}
+        self._pin = os.environ.get("HM_CLUSTER_CHAINS", "move") == "pin"
         self._blobs: dict[str, tuple[str, Any]] = {}
         self._archive: Any = None
         self._lock = threading.Lock()
@@ -175,6 +178,11 @@ class ClusterRun:
             spec["trace"] = telemetry.carrier(step_span(key))
             spec["otel"] = {k: v for k, v in os.environ.items() if k.startswith("OTEL_")}
         archive = self._archive_future(services) if inp.base_workspace is None else None
+        placement: dict[str, Any] = {}
+        if self._pin and inp.base_workspace is not None:
+            where = self._ran_on.get(Path(inp.base_workspace).name)
+            if where is not None:  # HM_CLUSTER_CHAINS=pin: the chain stays where its snapshot is
+                placement = {"workers": [where], "allow_other_workers": False}
         future = self.client.submit(
             run_step,
             spec,
@@ -183,6 +191,7 @@ class ClusterRun:
             self._base_future(inp.base_workspace),
             key=f"hm-step-{token}",
             pure=False,
+            **placement,
         )
         self._futures.add(future)
         try:
@@ -194,6 +203,8 @@ class ClusterRun:
             raise self._error(plugin, attempt, info)
         if key in self._keep:
             self._snapshots[key] = future
+            if attempt.worker is not None:
+                self._ran_on[key] = attempt.worker
         if key in self._fetch:
             snap = future.result()
             if snap is not None:
