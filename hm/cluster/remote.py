@@ -58,6 +58,8 @@ class _Attempt:
         self.result: bytes | None = None
         self.info: dict[str, Any] = {}
         self.worker: str | None = None
+        #: The Queue its requests are answered on, made at the first one (refcounted on the scheduler).
+        self.replies: Any = None
 
 
 class ClusterRun:
@@ -106,15 +108,17 @@ class ClusterRun:
         elif code == wire.EVENT:
             serve_event(attempt.ctx, args[0])
         elif code == wire.REQUEST:
-            self._answers.submit(self._answer, msg[0], attempt.ctx, args[0], args[1], args[2:])
+            self._answers.submit(self._answer, msg[0], attempt, args[0], args[1], args[2:])
         else:
             serve_note(attempt.ctx, code, args)
 
-    def _answer(self, token: str, ctx: CallContext, req: int, fn: int, args: list[Any]) -> None:
+    def _answer(self, token: str, attempt: _Attempt, req: int, fn: int, args: list[Any]) -> None:
         from distributed import Queue
 
-        status, value = serve_request(ctx, fn, args)
-        Queue(wire.reply_queue(token), client=self.client).put([req, status, value if status == 0 else None])
+        status, value = serve_request(attempt.ctx, fn, args)
+        if attempt.replies is None:
+            attempt.replies = Queue(wire.reply_queue(token), client=self.client)
+        attempt.replies.put([req, status, value if status == 0 else None])
 
     # -- uploads ---------------------------------------------------------------------
     def _blob(self, plugin: Plugin) -> tuple[str, Any]:
@@ -198,6 +202,8 @@ class ClusterRun:
             self._follow(attempt, future, services, token)
         finally:
             del self._attempts[token]
+            if attempt.replies is not None:  # every answer was taken: the step ended after them
+                attempt.replies.close()
         info = attempt.info
         if attempt.result is None:
             raise self._error(plugin, attempt, info)

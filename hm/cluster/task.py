@@ -64,6 +64,12 @@ class WorkerServices(HostServices):
         self._request_lock = threading.Lock()
         self._replies: Any = None
 
+    def close(self) -> None:
+        """Release the attempt's reply Queue (refcounted on the scheduler)."""
+        if self._replies is not None:
+            self._replies.close()
+            self._replies = None
+
     def send(self, code: int, *args: Any) -> None:
         self._worker.log_event(self._topic, [self._token, code, *args])
 
@@ -322,4 +328,5 @@ def _attempt(
         return snap
     finally:
         done.set()
+        services.close()
         shutil.rmtree(scratch, ignore_errors=True)

@@ -405,3 +405,32 @@ def test_a_worker_killed_mid_step_fails_that_step_naming_it_and_the_run_goes_on(
         if pid is not None:
             kill_pid(pid)
         cluster.wait_for_workers(2, timeout=60)
+
+
+def test_artifacts_and_the_step_cache_work_for_remote_steps(tmp_path: Path, cluster: Any) -> None:
+    counter = tmp_path / "runs"
+    project = Project(tmp_path / "p").pipeline(
+        f"""
+        make = step("make", "echo run >> {counter}; mkdir -p dist && echo built > dist/out.txt",
+                    cache="read_write", artifacts=["dist/*"])
+        step("use", "cat dist/out.txt", builds_in=make)
+        """
+    )
+    out = tmp_path / "out"
+    for attempt in ("stored", "hit"):
+        result, evs = project.run_json("--cluster", _address(cluster), "--artifacts-dir", str(out))
+        assert result.returncode == 0, result.stdout + result.stderr
+        done = finished(evs)
+        assert done["make"]["cache"] == attempt
+        assert [a["path"] for a in done["make"]["artifacts"]] == ["dist/out.txt"]
+        # A hit's workspace is restored on the client; the next step gets it from there.
+        assert logs(evs, "use") == ["built"], attempt
+    assert (out / "make" / "dist" / "out.txt").read_text() == "built\n"
+    assert counter.read_text() == "run\n", "the cached step ran twice"
+
+
+def test_an_isolated_plugin_runs_in_its_hm_worker_on_the_cluster(tmp_path: Path, cluster: Any) -> None:
+    project = Project(tmp_path).pipeline('step("probe", "unused", runner="probe")')
+    result, evs = project.run_json("--isolate", "--cluster", _address(cluster), plugins=PROBE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert finished(evs)["probe"]["message"].startswith("host-fn-probe: 19/19")
