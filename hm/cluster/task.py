@@ -35,7 +35,7 @@ from hm.runtime import CallContext, HostServices, HostStatus, Note, Request
 from hm_plugin_sdk.abi import KvScope, Status, Stream
 from hm_plugin_sdk.protocol import ExecutorInput, PluginEvent
 
-__all__ = ["WorkerServices", "extract_snapshot", "run_step", "snapshot"]
+__all__ = ["LoadFailed", "WorkerServices", "extract_snapshot", "load_plugin", "run_step", "snapshot"]
 
 #: How often a running step's worker asks the scheduler whether the client cancelled it.
 CANCEL_POLL_SECONDS = 0.1
@@ -154,13 +154,16 @@ def _plugin_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"hm-cluster-plugins-{os.getuid()}"
 
 
-class _LoadFailed(Exception):
+class LoadFailed(Exception):
+    """The step's plugin is not on this worker or does not load here; ``error`` is the
+    END message's error (``kind`` ``missing`` or ``load``, ``what`` naming the worker)."""
+
     def __init__(self, error: dict[str, Any]) -> None:
         super().__init__(error.get("what"))
         self.error = error
 
 
-def _load(spec: dict[str, Any], blob: bytes | None, worker: str) -> Any:
+def load_plugin(spec: dict[str, Any], blob: bytes | None, worker: str) -> Any:
     """The step's plugin on this worker, loaded once per (content hash, isolation)."""
     from hm.errors import PluginLoadError
     from hm.runtime import exit_expected, find_library, open_plugin
@@ -180,7 +183,7 @@ def _load(spec: dict[str, Any], blob: bytes | None, worker: str) -> Any:
         else:
             found = find_library(sha)
             if found is None:
-                raise _LoadFailed(
+                raise LoadFailed(
                     {
                         "kind": "missing",
                         "what": f"worker {worker} has no plugin {name} with sha256 {sha[:12]}…",
@@ -192,11 +195,11 @@ def _load(spec: dict[str, Any], blob: bytes | None, worker: str) -> Any:
         try:
             plugin = open_plugin(path, isolation=isolation)
         except PluginLoadError as exc:
-            raise _LoadFailed(
+            raise LoadFailed(
                 {"kind": "load", "what": f"on worker {worker}: {exc.what}", "hint": exc.hint, "stage": exc.stage}
             ) from None
         if plugin.name != name:
-            raise _LoadFailed(
+            raise LoadFailed(
                 {"kind": "load", "what": f"on worker {worker}: the library is plugin {plugin.name}, not {name}"}
             )
         if not _plugins:
@@ -292,8 +295,8 @@ def _attempt(
     watcher.start()
     try:
         try:
-            plugin = _load(spec, plugin_blob, me)
-        except _LoadFailed as exc:
+            plugin = load_plugin(spec, plugin_blob, me)
+        except LoadFailed as exc:
             services.send(wire.END, None, exc.error)
             return None
         inp = _input.decode(spec["input"])

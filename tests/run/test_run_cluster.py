@@ -9,6 +9,7 @@ its start and its clean end.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import http.server
 import os
 import signal
@@ -434,3 +435,26 @@ def test_an_isolated_plugin_runs_in_its_hm_worker_on_the_cluster(tmp_path: Path,
     result, evs = project.run_json("--isolate", "--cluster", _address(cluster), plugins=PROBE)
     assert result.returncode == 0, result.stdout + result.stderr
     assert finished(evs)["probe"]["message"].startswith("host-fn-probe: 19/19")
+
+
+def test_the_abi_check_runs_on_the_worker_and_names_it() -> None:
+    # What a worker does with an uploaded library its hm cannot load (here: one claiming
+    # ABI 9999), through the real loader; the client's own check would have refused it first.
+    from conftest import fixture_path
+
+    from hm.cluster.task import LoadFailed, load_plugin
+
+    library = fixture_path("bad-abi-version")
+    data = library.read_bytes()
+    spec = {
+        "plugin": "bad-abi-version",
+        "plugin_sha": hashlib.sha256(data).hexdigest(),
+        "plugin_file": library.name,
+        "isolation": "in-process",
+    }
+    with pytest.raises(LoadFailed) as caught:
+        load_plugin(spec, data, "tcp://10.0.0.9:4321")
+    error = caught.value.error
+    assert error["kind"] == "load" and error["stage"] == "header"
+    assert error["what"].startswith("on worker tcp://10.0.0.9:4321: ")
+    assert "9999" in error["what"]
