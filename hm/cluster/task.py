@@ -210,14 +210,19 @@ def load_plugin(spec: dict[str, Any], blob: bytes | None, worker: str) -> Any:
         return plugin
 
 
-def _watch_cancel(client: Any, key: list[str], services: WorkerServices, done: threading.Event) -> None:
-    """Poll the scheduler for the client's cancel (the step's ``should_cancel``)."""
+def _watch_cancel(
+    client: Any, worker: Any, task: Any, key: list[str], services: WorkerServices, done: threading.Event
+) -> None:
+    """Set the step's ``should_cancel`` when the client asks (the scheduler's metadata),
+    or when nobody wants the task any more: a client that died or cancelled its future
+    (Dask then marks the running task cancelled on this worker)."""
     while not done.wait(CANCEL_POLL_SECONDS):
+        state = getattr(worker.state.tasks.get(task), "state", None)
         try:
-            if client.get_metadata(key, default=False):
-                services.cancelled.set()
-                return
+            asked = state in (None, "cancelled", "released") or client.get_metadata(key, default=False)
         except Exception:  # the scheduler is gone: the step cannot report anyway
+            asked = True
+        if asked:
             services.cancelled.set()
             return
 
@@ -249,7 +254,7 @@ def run_step(
         return None
     client.set_metadata(wire.attempt_key(run_id, token), me)
     with _traced(spec, me):
-        return _attempt(spec, plugin_blob, archive, base, services, client, me)
+        return _attempt(spec, plugin_blob, archive, base, services, client, worker)
 
 
 @contextlib.contextmanager
@@ -284,13 +289,15 @@ def _attempt(
     base: bytes | None,
     services: WorkerServices,
     client: Any,
-    me: str,
+    worker: Any,
 ) -> bytes | None:
-    token, run_id = spec["token"], spec["run_id"]
+    token, run_id, me = spec["token"], spec["run_id"], worker.address
     scratch = Path(tempfile.mkdtemp(prefix=f"hm-step-{spec['step']}-"))
     done = threading.Event()
     watcher = threading.Thread(
-        target=_watch_cancel, args=(client, wire.cancel_key(run_id, token), services, done), daemon=True
+        target=_watch_cancel,
+        args=(client, worker, worker.get_current_task(), wire.cancel_key(run_id, token), services, done),
+        daemon=True,
     )
     watcher.start()
     try:

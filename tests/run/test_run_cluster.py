@@ -458,3 +458,35 @@ def test_the_abi_check_runs_on_the_worker_and_names_it() -> None:
     assert error["kind"] == "load" and error["stage"] == "header"
     assert error["what"].startswith("on worker tcp://10.0.0.9:4321: ")
     assert "9999" in error["what"]
+
+
+def test_a_client_that_dies_leaves_no_step_running_on_the_cluster(tmp_path: Path, cluster: Any) -> None:
+    # hm killed outright (kill -9, a lost laptop): the scheduler drops its futures, the
+    # worker marks the running task cancelled, and the step is told to stop.
+    pid_file = tmp_path / "pid"
+    project = Project(tmp_path).pipeline(f'step("sleepy", "echo $$ > {pid_file}; sleep 30")')
+    proc = popen_hm(project.root, "--format", "json", "--cluster", _address(cluster))
+    pid = None
+    try:
+        pid = int(wait_for_file(pid_file, timeout=30))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert wait_gone(pid, 10), "the step of a dead client still runs on the cluster"
+    finally:
+        stop_process(proc)
+        if pid is not None:
+            kill_pid(pid)
+
+
+def test_parallelism_bounds_the_tasks_in_flight(tmp_path: Path, cluster: Any) -> None:
+    project = Project(tmp_path).pipeline("\n".join(f'step("s{i}", "sleep 0.4")' for i in range(5)))
+    result, evs = project.run_json("-j", "2", "--cluster", _address(cluster))
+    assert result.returncode == 0, result.stderr
+    running, most = 0, 0
+    for e in evs:
+        if e["kind"] == "step_started":
+            running += 1
+            most = max(most, running)
+        elif e["kind"] == "step_finished":
+            running -= 1
+    assert most == 2
