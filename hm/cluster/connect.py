@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +104,13 @@ def open_cluster(spec: ClusterSpec, *, threads_per_worker: int = 1) -> Cluster:
         # Dask's own INFO lines would mix with hm's output; its errors still show.
         for name in ("distributed", "bokeh", "tornado"):
             logging.getLogger(name).setLevel(logging.ERROR)
+        import dask
+
+        # fork, not Dask's default spawn: a worker starts in 0.2 s instead of 1.3-2 s here
+        # (it inherits the imported modules) and stops in 0.01 s instead of 0.3-0.7 s.
+        # DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD=spawn chooses spawn again.
+        if "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD" not in os.environ and sys.platform == "linux":
+            dask.config.set({"distributed.worker.multiprocessing-method": "fork"})
         try:
             local = distributed.LocalCluster(
                 n_workers=spec.local_workers,
@@ -113,6 +121,7 @@ def open_cluster(spec: ClusterSpec, *, threads_per_worker: int = 1) -> Cluster:
                 worker_dashboard_address=None,
                 silence_logs=logging.ERROR,
                 memory_limit=0,
+                preload=["hm.cluster.worker_setup"],
             )
         except Exception as exc:
             raise ClusterError(f"could not start a local cluster of {spec.local_workers} workers: {exc}") from None

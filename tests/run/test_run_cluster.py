@@ -195,6 +195,39 @@ def _attrs(span: Any) -> dict[str, Any]:
     return out
 
 
+def test_ctrl_c_on_the_terminal_leaves_local_workers_to_hm(tmp_path: Path) -> None:
+    # A terminal's Ctrl-C reaches the whole foreground process group: local:N's worker
+    # processes too. They leave it to hm, so the step is cancelled, not lost with its worker.
+    before = _cluster_processes()
+    pid_file = tmp_path / "pid"
+    project = Project(tmp_path).pipeline(f'step("sleepy", "echo $$ > {pid_file}; sleep 30")')
+    full = {**os.environ, **hm_env(), "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hm", "run", "--format", "json", "--cluster", "local:2"],
+        cwd=project.root,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a terminal's job
+    )
+    pid = None
+    try:
+        pid = int(wait_for_file(pid_file, timeout=30))
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err.decode()
+        evs = events(out.decode())
+        assert finished(evs)["sleepy"]["status"] in ("cancelled", "failed"), finished(evs)["sleepy"]
+        assert evs[-1]["kind"] == "build_finished" and evs[-1]["status"] == "cancelled"
+        assert "Traceback" not in err.decode() and "KeyboardInterrupt" not in err.decode()
+        time.sleep(0.5)
+        assert _cluster_processes() - before == set(), "the local cluster's processes outlived the run"
+    finally:
+        stop_process(proc)
+        if pid is not None:
+            kill_pid(pid)
+
+
 def test_local_n_runs_traced_on_its_own_cluster_and_leaves_nothing_behind(tmp_path: Path, receiver: _Receiver) -> None:
     before = _cluster_processes()
     project = Project(tmp_path).pipeline('a = step("a", "echo one > f")\nstep("b", "cat f", builds_in=a)')
@@ -357,8 +390,15 @@ def test_a_timeout_on_the_cluster_is_a_timeout(tmp_path: Path, cluster: Any) -> 
 def test_a_plugin_a_worker_lacks_fails_its_step_naming_the_worker(tmp_path: Path, cluster: Any) -> None:
     # HM_CLUSTER_UPLOAD=0: workers must have the same build; theirs has no host-fn-probe
     # (the cluster's workers see no HM_PLUGIN_PATH) but does have the bundled shell.
+    # A build of its own (one byte appended): no worker has it, even from an earlier upload.
+    from conftest import fixture_path
+
+    library = tmp_path / "lib" / "host-fn-probe.so"
+    library.parent.mkdir()
+    library.write_bytes(fixture_path("host-fn-probe").read_bytes() + b"\0")
     project = Project(tmp_path).pipeline('step("probe", "unused", runner="probe")\nstep("sh", "echo here")')
-    result, evs = project.run_json("-k", "--cluster", _address(cluster), plugins=PROBE, env={"HM_CLUSTER_UPLOAD": "0"})
+    env = {"HM_CLUSTER_UPLOAD": "0", "HM_PLUGIN_PATH": str(library)}
+    result, evs = project.run_json("-k", "--cluster", _address(cluster), env=env)
     no_traceback(result)
     assert result.returncode == 5, result.stdout + result.stderr
     done = finished(evs)
