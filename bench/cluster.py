@@ -3,6 +3,7 @@
 1. CPU-bound steps: 40 steps of ~0.5 s CPU each (an awk loop, calibrated here) on
    ``--cluster local:2 -j 2`` against a local ``-j 2``. The cluster's time
    includes starting and closing its LocalCluster. Target: wall-time ratio <= 1.15.
+   Also on a cluster started beforehand (``tcp://``), as a shared cluster is used.
 2. Dispatch overhead per step: 201 vs 1 no-op steps (noop-executor) with ``-j 1``,
    ``(T(201) - T(1)) / 200``, locally and on ``--cluster local:2`` (its start-up
    is in both terms, so it cancels).
@@ -84,13 +85,27 @@ def bench_cpu(tmp: Path, env: dict[str, str], repeats: int) -> list[dict[str, An
     cluster = _median(
         repeats, lambda: _timed(["--file", str(ir), "--format", "json", "-j", "2", "--cluster", "local:2"], env)
     )
+    running = _median(repeats, lambda: _on_running_cluster(["--file", str(ir), "--format", "json", "-j", "2"], env))
     ratio = cluster / local
     what = f"{CPU_STEPS} x {CPU_SECONDS} s CPU"
     return [
         _row("cpu", f"{what}, local -j 2", local, "s"),
         _row("cpu", f"{what}, --cluster local:2 -j 2", cluster, "s"),
         _row("cpu", "wall ratio cluster/local", ratio, "x", "<= 1.15", ratio <= 1.15),
+        _row("cpu", f"{what}, --cluster tcp:// (2 workers started before)", running, "s"),
+        _row("cpu", "wall ratio running cluster/local", running / local, "x"),
     ]
+
+
+def _on_running_cluster(args: list[str], env: dict[str, str]) -> float:
+    """``hm run ARGS --cluster tcp://…`` on a 2-worker cluster started (not timed) here."""
+    import logging
+
+    from distributed import LocalCluster
+
+    options: dict[str, Any] = {"host": "127.0.0.1", "dashboard_address": None, "memory_limit": 0}
+    with LocalCluster(n_workers=2, threads_per_worker=1, silence_logs=logging.ERROR, **options) as cluster:
+        return _timed([*args, "--cluster", cluster.scheduler_address], env)
 
 
 def _row(
