@@ -63,6 +63,19 @@ def _import_distributed() -> Any:
     return distributed
 
 
+def _quiet_dask() -> int:
+    """Silence Dask's own log lines (and their tracebacks): hm reports what goes wrong
+    in its own words, on the step it happened to. ``--verbose`` shows its warnings."""
+    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
+    level = logging.WARNING if verbose else logging.CRITICAL + 1
+    families = ("distributed", "bokeh", "tornado")
+    # Dask's logging config gives some children levels of their own (distributed.client…).
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in families]
+    for name in (*families, *names):
+        logging.getLogger(name).setLevel(level)
+    return level
+
+
 class Cluster:
     """A connected ``distributed.Client``, and the LocalCluster it owns, if any."""
 
@@ -101,9 +114,7 @@ def open_cluster(spec: ClusterSpec, *, threads_per_worker: int = 1) -> Cluster:
     distributed = _import_distributed()
     timeout = float(os.environ.get("HM_CLUSTER_TIMEOUT") or CONNECT_TIMEOUT_SECONDS)
     if spec.local_workers is not None:
-        # Dask's own INFO lines would mix with hm's output; its errors still show.
-        for name in ("distributed", "bokeh", "tornado"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+        level = _quiet_dask()
         import dask
 
         # fork, not Dask's default spawn: a worker starts in 0.2 s instead of 1.3-2 s here
@@ -119,7 +130,7 @@ def open_cluster(spec: ClusterSpec, *, threads_per_worker: int = 1) -> Cluster:
                 host="127.0.0.1",
                 dashboard_address=None,
                 worker_dashboard_address=None,
-                silence_logs=logging.ERROR,
+                silence_logs=level,
                 memory_limit=0,
                 preload=["hm.cluster.worker_setup"],
             )
@@ -131,7 +142,7 @@ def open_cluster(spec: ClusterSpec, *, threads_per_worker: int = 1) -> Cluster:
             local.close()
             raise
         return Cluster(spec, client, local)
-    logging.getLogger("distributed").setLevel(logging.ERROR)
+    _quiet_dask()
     try:
         client = distributed.Client(spec.address, timeout=timeout)
     except (OSError, TimeoutError) as exc:

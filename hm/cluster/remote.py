@@ -34,7 +34,7 @@ import msgspec
 from hm import telemetry
 from hm.cluster import wire
 from hm.cluster.connect import Cluster
-from hm.errors import PluginCallError, PluginLoadError
+from hm.errors import HmError, PluginCallError, PluginLoadError
 from hm.runtime import CallContext, HostServices, Plugin, serve_event, serve_note, serve_request
 from hm_plugin_sdk.protocol import ExecutorInput, StepResult
 
@@ -292,4 +292,15 @@ class RemotePlugin(Plugin):
     def execute_step(self, inp: ExecutorInput, services: HostServices) -> StepResult:
         if inp.resolve_only:  # resolving an image id for the step cache asks this machine
             return super().execute_step(inp, services)
-        return self._run.execute(self, inp, services)
+        try:
+            return self._run.execute(self, inp, services)
+        except HmError:
+            raise
+        except Exception as exc:  # the scheduler went away, a comm broke: the step's error, not hm's
+            raise PluginCallError(
+                f"the cluster at {self._run.cluster.spec} failed while it ran the step ({type(exc).__name__}: {exc})",
+                path=self.path,
+                plugin=self.name,
+                code="cluster",
+                hint="check that the scheduler and its workers are up, then run again",
+            ) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import json
 import os
 import signal
 import subprocess
@@ -530,3 +531,32 @@ def test_parallelism_bounds_the_tasks_in_flight(tmp_path: Path, cluster: Any) ->
         elif e["kind"] == "step_finished":
             running -= 1
     assert most == 2
+
+
+def test_a_scheduler_lost_mid_run_fails_the_step_not_hm(tmp_path: Path) -> None:
+    # A scheduler of its own (no workers: the step waits on it), killed while hm waits.
+    address_file = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+         "--no-dashboard", "--scheduler-file", str(address_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    proc = None
+    try:
+        address = json.loads(wait_for_file(address_file, timeout=30))["address"]
+        project = Project(tmp_path / "p").pipeline('step("a", "true")')
+        proc = popen_hm(project.root, "--format", "json", "--cluster", address)
+        time.sleep(2)
+        scheduler.kill()
+        out, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err.decode(), err.decode()
+        evs = events(out.decode())
+        assert evs[-1]["kind"] == "build_finished"
+        assert proc.returncode == 5, err.decode()
+        assert finished(evs)["a"]["status"] == "error"
+    finally:
+        scheduler.kill()
+        scheduler.wait()
+        if proc is not None:
+            stop_process(proc)
