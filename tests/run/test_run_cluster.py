@@ -41,12 +41,15 @@ from run_helpers import (
 distributed = pytest.importorskip("distributed")
 
 PROBE = ["host-fn-probe"]
+#: The HM_HOME of the module's cluster workers (set by the fixture).
+WORKER_HOME: list[Path] = []
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A LocalCluster of 2 worker processes (2 threads each); yields its Client."""
     worker_home = tmp_path_factory.mktemp("worker-home")
+    WORKER_HOME[:] = [worker_home]
     env = {"HM_HOME": str(worker_home), "HM_PLUGIN_PATH": "", "PYTHONPATH": str(ROOT)}
     local = distributed.LocalCluster(
         n_workers=2,
@@ -98,8 +101,13 @@ def test_the_same_pipeline_gives_the_same_events_locally_and_on_the_cluster(tmp_
     (tmp_path / "from-archive.txt").write_text("in the archive\n")
     project = Project(tmp_path).pipeline(MIXED)
     (tmp_path / ".hm" / "probe.txt").write_text("hello-config\n")
-    local, local_evs = project.run_json("-k", plugins=PROBE)
     remote, remote_evs = project.run_json("-k", "--cluster", _address(cluster), plugins=PROBE)
+    # The probe's PLUGIN-scope write went to the client's persistent store, not a worker's.
+    from hm.runtime import PluginKvStore
+
+    assert PluginKvStore.default().get("host-fn-probe", b"probe") == b"42"
+    assert list(WORKER_HOME[0].rglob("*.sqlite3")) == []
+    local, local_evs = project.run_json("-k", plugins=PROBE)
     no_traceback(remote)
     assert local.returncode == remote.returncode == 1, remote.stderr
     assert _comparable(remote_evs) == _comparable(local_evs)
