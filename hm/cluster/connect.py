@@ -122,6 +122,11 @@ def open_cluster(spec: ClusterSpec, *, threads_per_worker: int = 1) -> Cluster:
         # DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD=spawn chooses spawn again.
         if "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD" not in os.environ and sys.platform == "linux":
             dask.config.set({"distributed.worker.multiprocessing-method": "fork"})
+        # The cluster shares this machine with the steps: no sampling profiler in every
+        # worker thread (every 10 ms by default), no system monitor twice a second.
+        dask.config.set(
+            {"distributed.worker.profile.enabled": False, "distributed.admin.system-monitor.interval": "5s"}
+        )
         try:
             local = distributed.LocalCluster(
                 n_workers=spec.local_workers,
