@@ -35,7 +35,7 @@ from hm import telemetry
 from hm.cluster import wire
 from hm.cluster.connect import Cluster
 from hm.errors import HmError, PluginCallError, PluginLoadError
-from hm.runtime import CallContext, HostServices, Plugin, serve_event, serve_note, serve_request
+from hm.runtime import CallContext, HostServices, Plugin, kill_grace, serve_event, serve_note, serve_request
 from hm_plugin_sdk.protocol import ExecutorInput, StepResult
 
 __all__ = ["ClusterRun", "RemotePlugin"]
@@ -44,6 +44,8 @@ __all__ = ["ClusterRun", "RemotePlugin"]
 _POLL_SECONDS = 0.02
 #: After its task finished, how long a step waits for the last of its messages.
 _DRAIN_SECONDS = 10.0
+#: After cancelling its task, how long a step waits to hear that it had started.
+_START_WAIT_SECONDS = 1.0
 
 _encode = msgspec.msgpack.Encoder().encode
 _result = msgspec.msgpack.Decoder(StepResult)
@@ -58,6 +60,8 @@ class _Attempt:
         self.result: bytes | None = None
         self.info: dict[str, Any] = {}
         self.worker: str | None = None
+        #: Its task was cancelled (the step was asked to stop).
+        self.cancelled = False
         #: The Queue its requests are answered on, made at the first one (refcounted on the scheduler).
         self.replies: Any = None
 
@@ -199,7 +203,7 @@ class ClusterRun:
         )
         self._futures.add(future)
         try:
-            self._follow(attempt, future, services, token)
+            self._follow(attempt, future, services)
         finally:
             del self._attempts[token]
             if attempt.replies is not None:  # every answer was taken: the step ended after them
@@ -207,6 +211,9 @@ class ClusterRun:
         info = attempt.info
         if attempt.result is None:
             raise self._error(plugin, attempt, info)
+        if attempt.cancelled:  # its task is gone, and a stopped step's workspace feeds nothing
+            self._futures.discard(future)
+            return _result.decode(attempt.result)
         if key in self._keep:
             self._snapshots[key] = future
             if attempt.worker is not None:
@@ -220,15 +227,31 @@ class ClusterRun:
             self._futures.discard(future)
         return _result.decode(attempt.result)
 
-    def _follow(self, attempt: _Attempt, future: Any, services: HostServices, token: str) -> None:
-        """Wait for the step's end, telling its worker to stop once it should."""
-        told = False
+    def _follow(self, attempt: _Attempt, future: Any, services: HostServices) -> None:
+        """Wait for the step's end; cancel its task (Dask's own cancel) once it should stop.
+
+        A cancelled task that runs is marked cancelled on its worker, where hm's watcher
+        turns ``should_cancel`` true; the step then ends as its runner decides, and its
+        end message still comes. A task cancelled before it started never runs.
+        """
+        told_at: float | None = None
         drain_until: float | None = None
         ctx = attempt.ctx
         while not attempt.ended.wait(_POLL_SECONDS):
-            if not told and services.should_cancel(ctx):
-                told = True
-                self.client.set_metadata(wire.cancel_key(self.run_id, token), True)
+            now = time.monotonic()
+            if told_at is None and services.should_cancel(ctx):
+                told_at = now
+                attempt.cancelled = True
+                future.cancel(force=True)
+            if told_at is not None:
+                if attempt.worker is None and now - told_at > _START_WAIT_SECONDS:
+                    msg = "cancelled before it started on the cluster"
+                    attempt.result = _encode(StepResult(exit_code=130, status="cancelled", message=msg))
+                    return
+                if now - told_at > kill_grace() + _DRAIN_SECONDS:  # the scheduler gave up on it long ago
+                    attempt.info = {"kind": "task", "what": f"its worker {attempt.worker} did not stop it"}
+                    return
+                continue
             if future.status in ("error", "cancelled", "lost"):
                 exc = future.exception() if future.status == "error" else None
                 worker = getattr(getattr(exc, "last_worker", None), "address", None) or attempt.worker
@@ -240,8 +263,8 @@ class ClusterRun:
                 return
             if future.status == "finished":
                 # The result is in; its last messages may still be on their way.
-                drain_until = drain_until or time.monotonic() + _DRAIN_SECONDS
-                if time.monotonic() > drain_until:
+                drain_until = drain_until or now + _DRAIN_SECONDS
+                if now > drain_until:
                     attempt.info = {"kind": "task", "what": "its task ended without its last message"}
                     return
 

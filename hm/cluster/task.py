@@ -37,7 +37,7 @@ from hm_plugin_sdk.protocol import ExecutorInput, PluginEvent
 
 __all__ = ["LoadFailed", "WorkerServices", "extract_snapshot", "load_plugin", "run_step", "snapshot"]
 
-#: How often a running step's worker asks the scheduler whether the client cancelled it.
+#: How often a running step's worker looks whether its task was cancelled.
 CANCEL_POLL_SECONDS = 0.1
 #: How long a host-API request waits for the client's answer.
 REPLY_TIMEOUT_SECONDS = 30.0
@@ -210,19 +210,12 @@ def load_plugin(spec: dict[str, Any], blob: bytes | None, worker: str) -> Any:
         return plugin
 
 
-def _watch_cancel(
-    client: Any, worker: Any, task: Any, key: list[str], services: WorkerServices, done: threading.Event
-) -> None:
-    """Set the step's ``should_cancel`` when the client asks (the scheduler's metadata),
-    or when nobody wants the task any more: a client that died or cancelled its future
-    (Dask then marks the running task cancelled on this worker)."""
+def _watch_cancel(worker: Any, task: Any, services: WorkerServices, done: threading.Event) -> None:
+    """Turn the step's ``should_cancel`` true once nobody wants its task: the client
+    cancelled it (Ctrl-C, fail-fast, a timeout) or died. Dask then marks the running
+    task cancelled on this worker; looking costs no message."""
     while not done.wait(CANCEL_POLL_SECONDS):
-        state = getattr(worker.state.tasks.get(task), "state", None)
-        try:
-            asked = state in (None, "cancelled", "released") or client.get_metadata(key, default=False)
-        except Exception:  # the scheduler is gone: the step cannot report anyway
-            asked = True
-        if asked:
+        if getattr(worker.state.tasks.get(task), "state", None) in (None, "cancelled", "released", "forgotten"):
             services.cancelled.set()
             return
 
@@ -254,7 +247,7 @@ def run_step(
         return None
     client.set_metadata(wire.attempt_key(run_id, token), me)
     with _traced(spec, me):
-        return _attempt(spec, plugin_blob, archive, base, services, client, worker)
+        return _attempt(spec, plugin_blob, archive, base, services, worker)
 
 
 @contextlib.contextmanager
@@ -288,15 +281,14 @@ def _attempt(
     archive: bytes | None,
     base: bytes | None,
     services: WorkerServices,
-    client: Any,
     worker: Any,
 ) -> bytes | None:
-    token, run_id, me = spec["token"], spec["run_id"], worker.address
+    me = worker.address
     scratch = Path(tempfile.mkdtemp(prefix=f"hm-step-{spec['step']}-"))
     done = threading.Event()
     watcher = threading.Thread(
         target=_watch_cancel,
-        args=(client, worker, worker.get_current_task(), wire.cancel_key(run_id, token), services, done),
+        args=(worker, worker.get_current_task(), services, done),
         daemon=True,
     )
     watcher.start()

@@ -6,7 +6,7 @@ codes for calls that need an answer), sent with Dask's structured events
 (``Worker.log_event`` on the run's topic, ``Client.subscribe_topic``): one
 batched stream per worker, so a step's messages arrive in the order it sent them.
 Answers to requests come back through a ``distributed.Queue`` named after the
-call; cancellation through the scheduler's metadata store.
+call; cancellation is Dask's own (the client cancels the task's future).
 
 Every message is a list ``[token, code, *args]``, ``token`` naming one attempt of
 one step (a step retried by Dask on another worker has a new attempt, same token).
@@ -35,11 +35,6 @@ def topic(run_id: str) -> str:
 def reply_queue(token: str) -> str:
     """The Queue a step attempt's requests are answered on."""
     return f"hm-reply-{token}"
-
-
-def cancel_key(run_id: str, token: str) -> list[str]:
-    """The scheduler metadata key set when the client asks a step to stop."""
-    return ["hm", run_id, "cancel", token]
 
 
 def attempt_key(run_id: str, token: str) -> list[str]:
