@@ -13,7 +13,7 @@ chains, forks, waits, fail-fast, ``--keep-going``, timeouts and ``--parallelism`
 * serves the step's host-API messages as they stream in (``hm.cluster.wire``)
   with the run's own services: logs and events reach the bus live, BUILD/STEP
   KV live in the run's memory and PLUGIN KV in the client's store;
-* tells the worker to stop (scheduler metadata) once ``should_cancel`` is true
+* cancels the task (Dask's own cancel, which the worker's watcher sees) once ``should_cancel`` is true
   here: Ctrl-C, fail-fast, a hook's abort or the step's timeout.
 """
 
