@@ -245,3 +245,12 @@ class PluginCallAbandoned(PluginCallError):
 
 class BuildCancelled(HmError):
     exit_code = ExitCode.CANCELLED
+
+
+class ClusterError(UsageError):
+    """``hm run --cluster`` cannot be used: dask is not installed, the address is
+    malformed, or the scheduler at ``address`` cannot be reached (exit 2)."""
+
+    def __init__(self, what: str, *, address: str | None = None, hint: str | None = None) -> None:
+        self.address = address
+        super().__init__(what, where="hm run --cluster", hint=hint)

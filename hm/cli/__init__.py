@@ -115,6 +115,10 @@ def finish(code: int) -> NoReturn:
         from hm.runtime import shutdown_workers
 
         shutdown_workers()
+    if "hm.telemetry" in sys.modules:  # traced: send the last spans before leaving
+        from hm.telemetry import shutdown
+
+        shutdown()
     if SESSION.reap_leftovers and os.name == "posix":
         # what plugins left behind (a daemon forked while loading) ends with hm
         from hm.child_process import kill_descendants

@@ -86,10 +86,19 @@ def run_extension(path: Path, args: list[str], ctx: dict[str, object]) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HM_EXT_")}
     env["HM_EXT_API_VERSION"] = str(EXT_API_VERSION)
     env["HM_EXT_CONTEXT"] = json.dumps(ctx)
-    # The extension shares our terminal: Ctrl-C reaches it directly; hm just waits for it.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        code = subprocess.call([str(path), *args], env=env)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    return 128 - code if code < 0 else code
+    from hm import telemetry
+
+    name = path.name.removeprefix(PREFIX)
+    with telemetry.span(f"hm {name}", {"hm.extension": name, "hm.extension.path": str(path)}) as span:
+        if span is not None:  # the extension may continue the trace (W3C's TRACEPARENT convention)
+            env["TRACEPARENT"] = telemetry.carrier().get("traceparent", "")
+        # The extension shares our terminal: Ctrl-C reaches it directly; hm just waits for it.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            code = subprocess.call([str(path), *args], env=env)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        code = 128 - code if code < 0 else code
+        if span is not None:
+            span.set_attribute("hm.exit_code", code)
+    return code

@@ -58,6 +58,13 @@ def run(
         "--debug",
         help="On a failure, open a terminal session in the first failed step's workspace (stdin must be a terminal).",
     ),
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        envvar="HM_CLUSTER",
+        help="Run the steps on a Dask cluster: tcp://HOST:PORT, or local:N worker processes here "
+        "(needs `pip install 'hm[cluster]'`).",
+    ),
 ) -> None:
     """Run a pipeline of the project (or --file), each step on the runner plugin it names."""
     from hm.pipeline import build_plan, describe_plan, select_located, validate
@@ -105,6 +112,11 @@ def run(
         )
         output.stdout.print(text, markup=False, highlight=False)
         return
+    cluster_spec = None
+    if cluster:
+        from hm.cluster import parse_cluster
+
+        cluster_spec = parse_cluster(cluster)
     human: HumanSink | None = None
     sink: Sink
     if format == "json":
@@ -121,6 +133,7 @@ def run(
         keep_going=keep_going,
         keep_workspaces=os.environ.get("HM_KEEP_WORKSPACES") == "1",
         json_events=format == "json",
+        cluster=cluster_spec,
     )
     result = run_pipeline(pipeline, registry, options, sink)
     if human is not None:

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -46,6 +46,9 @@ from hm.run.step_cache import StepCache
 from hm.run.workspaces import Workspaces
 from hm.runtime import Registry, set_last_words
 from hm_plugin_sdk.protocol import BuildEvent, BuildFinished, BuildStarted, LifecycleHookCapability
+
+if TYPE_CHECKING:
+    from hm.cluster.connect import ClusterSpec
 
 __all__ = ["RunOptions", "RunResult", "Sink", "command_steps", "remove_tree", "run_pipeline"]
 
@@ -79,6 +82,8 @@ class RunOptions:
     json_events: bool = False
     #: Keep a run record (events, full logs, artifacts) under hm's state directory.
     record: bool = True
+    #: ``--cluster``: run the steps as tasks on this Dask cluster (``hm.cluster``).
+    cluster: ClusterSpec | None = None
 
 
 @dataclass
@@ -135,6 +140,7 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
     plan = build_plan(pipeline)
     cache_config = _cache_config(pipeline, options)
     run_id = uuid.uuid4().hex[:12]
+    closers = _attach_cluster(pipeline, plan, executors, options, run_id)  # before anything needs cleaning up
     run_dir = RunDirectory(run_id)
     bus = EventBus()
     archive = WorkspaceArchive(options.project_root, run_dir.path)
@@ -171,6 +177,7 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
 
     dispatcher = HookDispatcher(hooks, services, on_abort=on_abort, on_warning=sink.warning)
     bus.sinks.append(sink)
+    closers += _trace(bus)
     if recorder is not None:
         bus.sinks.append(recorder)
     bus.attach_hooks(dispatcher)
@@ -259,6 +266,8 @@ def run_pipeline(pipeline: Pipeline, registry: Registry, options: RunOptions, si
     finally:
         bus.close()
         dispatcher.close()
+        for close in closers:
+            close()
         archive.close()
         sink.close()
         if recorder is not None:
@@ -300,6 +309,38 @@ def _keep_failed(
         if key in by_key
     ]
     return keep_failed(record_dir, root, failed)
+
+
+def _attach_cluster(
+    pipeline: Pipeline, plan: Plan, executors: dict[str, StepRunner], options: RunOptions, run_id: str
+) -> list[Callable[[], None]]:
+    """With ``--cluster``, route the steps to it; returns what ends that, in order."""
+    if options.cluster is None:
+        return []
+    from hm.cluster import attach
+
+    fetch = [
+        s.key
+        for s in command_steps(pipeline)
+        if options.keep_workspaces or s.artifacts or (s.cache is not None and s.cache.policy != "none")
+    ]
+    cluster, remote = attach(
+        options.cluster, run_id, plan, executors, parallelism=max(1, options.parallelism), fetch=fetch
+    )
+    return [remote.close, cluster.close]
+
+
+def _trace(bus: EventBus) -> list[Callable[[], None]]:
+    """With the ``OTEL_*`` variables set, the run's events become spans (``hm.telemetry``)."""
+    from hm import telemetry
+
+    if not telemetry.enabled():
+        return []
+    from hm.telemetry.run_spans import RunSpans
+
+    spans = RunSpans()
+    bus.sinks.append(spans)
+    return [spans.close]
 
 
 def _cache_config(pipeline: Pipeline, options: RunOptions) -> CacheConfig | None:

@@ -31,6 +31,7 @@ __all__ = [
     "InstallResult",
     "Isolation",
     "IsolationPolicy",
+    "Note",
     "Op",
     "Plugin",
     "PluginFile",
@@ -38,6 +39,7 @@ __all__ = [
     "PluginRecord",
     "Registry",
     "RemoveResult",
+    "Request",
     "Session",
     "SessionServices",
     "Transport",
@@ -45,6 +47,7 @@ __all__ = [
     "VtableFacts",
     "check_vtable",
     "exit_expected",
+    "find_library",
     "folder_label",
     "install_plugin",
     "is_descriptor",
@@ -57,7 +60,11 @@ __all__ = [
     "read_descriptor",
     "read_project_config",
     "remove_plugin",
+    "serve_event",
+    "serve_note",
+    "serve_request",
     "session_error",
+    "set_call_observer",
     "set_last_words",
     "shutdown_workers",
     "supports_sessions",
@@ -95,6 +102,7 @@ _WHERE = {
     "CONFIG_FILE": "isolation",
     "read_project_config": "isolation",
     "Plugin": "plugin",
+    "set_call_observer": "plugin",
     "open_plugin": "plugin",
     "translate": "plugin",
     "PluginKvStore": "kv_store",
@@ -109,6 +117,12 @@ _WHERE = {
     "SessionServices": "sessions",
     "session_error": "sessions",
     "supports_sessions": "sessions",
+    "Note": "relay",
+    "Request": "relay",
+    "find_library": "relay",
+    "serve_event": "relay",
+    "serve_note": "relay",
+    "serve_request": "relay",
 }
 
 
@@ -140,9 +154,10 @@ if TYPE_CHECKING:
     from hm.runtime.isolation import CONFIG_FILE, IsolationPolicy, read_project_config
     from hm.runtime.kv_store import PluginKvStore
     from hm.runtime.loader import exit_expected, live_calls, set_last_words
-    from hm.runtime.plugin import Plugin, open_plugin, translate
+    from hm.runtime.plugin import Plugin, open_plugin, set_call_observer, translate
     from hm.runtime.probe import probe
     from hm.runtime.registry import PluginRecord, Registry
+    from hm.runtime.relay import Note, Request, find_library, serve_event, serve_note, serve_request
     from hm.runtime.sessions import Session, SessionServices, session_error, supports_sessions
     from hm.runtime.stdio_descriptor import is_descriptor, read_descriptor
     from hm.runtime.stdio_protocol import STDIO_PROTOCOL

@@ -9,6 +9,8 @@ transport its isolation names and reads and checks its manifest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TypeVar
 
@@ -48,6 +50,21 @@ _decoders: dict[type, msgspec.msgpack.Decoder] = {
     t: msgspec.msgpack.Decoder(t) for t in (StepResult, HookOutcome, ExitInfo, PluginError)
 }
 _EXECUTE_STEP, _ON_HOOK_EVENT, _RUN_SUBCOMMAND = int(Op.EXECUTE_STEP), int(Op.ON_HOOK_EVENT), int(Op.RUN_SUBCOMMAND)
+
+
+Observer = Callable[["Plugin", str, "str | None"], AbstractContextManager[object]]
+#: While hm traces (``hm.telemetry``): ``observer(plugin, op_name, step_key)`` gives
+#: the context manager (a span) each capability call runs in.
+_observer: Observer | None = None
+
+
+def set_call_observer(observer: Observer | None) -> None:
+    """Wrap every capability call of every plugin in ``observer``'s context (None: stop).
+
+    It swaps ``Plugin._invoke``, so an untraced call pays nothing for tracing."""
+    global _observer
+    _observer = observer
+    Plugin._invoke = Plugin._invoke_observed if observer is not None else Plugin._invoke_now
 
 
 class Plugin:
@@ -93,7 +110,21 @@ class Plugin:
     def run_subcommand(self, inp: SubcommandInput, services: HostServices) -> ExitInfo:
         return self._invoke(_RUN_SUBCOMMAND, "run_subcommand", inp, ExitInfo, services, None)
 
-    def _invoke(
+    def _invoke_observed(
+        self,
+        op: int,
+        op_name: str,
+        message: object,
+        out_type: type[T],
+        services: HostServices,
+        step_key: str | None,
+        timeout: float | None = None,
+    ) -> T:
+        assert _observer is not None
+        with _observer(self, op_name, step_key):
+            return self._invoke_now(op, op_name, message, out_type, services, step_key, timeout)
+
+    def _invoke_now(
         self,
         op: int,
         op_name: str,
@@ -114,6 +145,9 @@ class Plugin:
             except (msgspec.ValidationError, msgspec.DecodeError):
                 pass
         return translate(status, data, out_type, plugin=self._name, path=self._path, op=op_name)
+
+    #: Every capability call goes through here (:func:`set_call_observer` swaps it).
+    _invoke = _invoke_now
 
 
 def translate(status: int, data: bytes, out_type: type[T], *, plugin: str, path: str, op: str) -> T:

@@ -11,7 +11,7 @@ WAL, one connection per thread):
   the increments per second; then the same with get + set, whose final count shows
   the lost updates the issue reported.
 
-    python bench/bench_kv_cas.py [--ops N] [--procs P] [--threads T]
+    python -m bench.kv [--ops N] [--procs P] [--threads T]
 """
 
 from __future__ import annotations
