@@ -173,7 +173,12 @@ def load_plugin(spec: dict[str, Any], blob: bytes | None, worker: str) -> Any:
         plugin = _plugins.get((sha, isolation))
         if plugin is not None:
             return plugin
-        if blob is not None:
+        # This machine's own copy first: a plugin may need files next to it (the
+        # shell runner's hm-step-supervisor), which an uploaded library lacks.
+        found = find_library(sha)
+        if found is not None:
+            path = found
+        elif blob is not None:
             path = _plugin_dir() / sha / spec["plugin_file"]
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -181,17 +186,14 @@ def load_plugin(spec: dict[str, Any], blob: bytes | None, worker: str) -> Any:
                 tmp.write_bytes(blob)
                 os.replace(tmp, path)  # atomic: another worker process may race us
         else:
-            found = find_library(sha)
-            if found is None:
-                raise LoadFailed(
-                    {
-                        "kind": "missing",
-                        "what": f"worker {worker} has no plugin {name} with sha256 {sha[:12]}…",
-                        "hint": f"install the same build of {name} on every worker, "
-                        "or let hm upload it (unset HM_CLUSTER_UPLOAD)",
-                    }
-                )
-            path = found
+            raise LoadFailed(
+                {
+                    "kind": "missing",
+                    "what": f"worker {worker} has no plugin {name} with sha256 {sha[:12]}…",
+                    "hint": f"install the same build of {name} on every worker, "
+                    "or let hm upload it (unset HM_CLUSTER_UPLOAD)",
+                }
+            )
         try:
             plugin = open_plugin(path, isolation=isolation)
         except PluginLoadError as exc:

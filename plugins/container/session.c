@@ -295,6 +295,7 @@ done:
 
 hm_status_t ct_session_write(void *instance, hm_call_t session, const uint8_t *data, size_t len)
 {
+    int rc;
     ct_session_t *s;
     int fd = -1;
     (void)instance;
@@ -307,19 +308,9 @@ hm_status_t ct_session_write(void *instance, hm_call_t session, const uint8_t *d
         return HM_ERR_STALE_CALL;
     if (fd < 0)
         return HM_ERR_STALE_CALL; /* not connected yet: hm retries early keystrokes */
-    while (len > 0) {
-        ssize_t k = write(fd, data, len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            close(fd);
-            return HM_ERR_IO;
-        }
-        data += k;
-        len -= (size_t)k;
-    }
+    rc = sh_write_all(fd, data, len);
     close(fd);
-    return HM_OK;
+    return rc == 0 ? HM_OK : HM_ERR_IO;
 }
 
 hm_status_t ct_session_resize(void *instance, hm_call_t session, uint16_t rows, uint16_t cols)

@@ -73,22 +73,33 @@ int sh_copy_fd(int in_fd, int out_fd, uint8_t *buf)
     }
 #endif
     for (;;) {
-        ssize_t n = read(in_fd, buf, SH_CHUNK), off = 0;
+        ssize_t n = read(in_fd, buf, SH_CHUNK);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return -1;
         if (n == 0)
             return 0;
-        while (off < n) {
-            ssize_t w = write(out_fd, buf + off, (size_t)(n - off));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0)
-                return -1;
-            off += w;
-        }
+        if (sh_write_all(out_fd, buf, (size_t)n) != 0)
+            return -1;
     }
+}
+
+int sh_write_all(int fd, const uint8_t *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t k = write(fd, data, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            if (k == 0)
+                errno = EIO;
+            return -1;
+        }
+        data += k;
+        len -= (size_t)k;
+    }
+    return 0;
 }
 
 /* Reports a failure on the current entry. Returns SH_FAILED. */

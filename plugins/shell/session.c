@@ -412,6 +412,7 @@ hm_status_t sh_session_open(void *instance, hm_call_t call, const uint8_t *input
 
 hm_status_t sh_session_write(void *instance, hm_call_t session, const uint8_t *data, size_t len)
 {
+    int rc;
     sh_plugin_t *pl = (sh_plugin_t *)instance;
     sh_session_t *s;
     int fd = -1;
@@ -422,19 +423,9 @@ hm_status_t sh_session_write(void *instance, hm_call_t session, const uint8_t *d
     pthread_mutex_unlock(&ss_lock);
     if (fd < 0)
         return s == NULL ? HM_ERR_STALE_CALL : HM_ERR_IO;
-    while (len > 0) {
-        ssize_t k = write(fd, data, len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            close(fd);
-            return HM_ERR_IO;
-        }
-        data += k;
-        len -= (size_t)k;
-    }
+    rc = sh_write_all(fd, data, len);
     close(fd);
-    return HM_OK;
+    return rc == 0 ? HM_OK : HM_ERR_IO;
 }
 
 hm_status_t sh_session_resize(void *instance, hm_call_t session, uint16_t rows, uint16_t cols)

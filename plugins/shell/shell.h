@@ -141,6 +141,10 @@ hm_status_t sh_write_result(hm_buf_t *out, int64_t exit_code, const char *status
  * Returns 0, or -1 with errno set. */
 int sh_copy_fd(int in_fd, int out_fd, uint8_t *buf);
 
+/* Writes all of data to fd (retrying short writes and EINTR). Returns 0, or -1
+ * with errno set. */
+int sh_write_all(int fd, const uint8_t *data, size_t len);
+
 /* Recursively copies the directory src into the (empty) directory dst:
  * directories, regular files (mode & 0777, times), symlinks as symlinks;
  * nothing is followed; FIFOs, sockets and devices are skipped with a warning;
