@@ -59,7 +59,9 @@ def _bench(engine: Engine, project: Path, repeats: int) -> int:
     ir = project / "true.json"
     steps = [{"kind": "command", "key": "t", "cmd": "true", "image": IMAGE}]
     ir.write_text(json.dumps({"version": "0", "slug": "bench", "steps": steps}))
-    env = {**os.environ, "DOCKER_HOST": engine.docker_host, "HM_HOME": str(project / "home"), "NO_COLOR": "1"}
+    # HM_HOME outside the project: its run records would join every next workspace
+    home = project.parent / "home"
+    env = {**os.environ, "DOCKER_HOST": engine.docker_host, "HM_HOME": str(home), "NO_COLOR": "1"}
     env.pop("HM_PLUGIN_PATH", None)
     podman = ["podman", "--remote", "--url", engine.docker_host, "run", "--rm", IMAGE, "true"]
     hm = [sys.executable, "-m", "hm", "run", "-f", str(ir), "--format", "json"]
