@@ -375,6 +375,18 @@ static json_t *reply_json(const ct_engine_t *eng, const reply_t *rep, const char
     return doc;
 }
 
+/* The reply's JSON document when its status is ok1 or ok2 (0: only ok1): CT_OK
+ * and *doc set, or the engine's error (http_error) or SH_FAILED with err set. */
+static int json_reply(const ct_engine_t *eng, const reply_t *rep, long ok1, long ok2, const char *what,
+                      sh_error_t *err, json_t **doc)
+{
+    if (rep->status != ok1 && (ok2 == 0 || rep->status != ok2))
+        return http_error(eng, rep, what, err);
+    *doc = reply_json(eng, rep, what, err);
+    return *doc != NULL ? CT_OK : SH_FAILED;
+}
+
+
 /* Container ids are hex; anything else would change the request path. */
 static int valid_id(const char *id)
 {
@@ -419,14 +431,8 @@ int ct_image_inspect(const ct_engine_t *eng, const char *image, char *id, size_t
         rc = CT_NOT_FOUND;
         goto out;
     }
-    if (rep.status != 200) {
-        rc = http_error(eng, &rep, what, err);
+    if ((rc = json_reply(eng, &rep, 200, 0, what, err, &doc)) != CT_OK)
         goto out;
-    }
-    if ((doc = reply_json(eng, &rep, what, err)) == NULL) {
-        rc = SH_FAILED;
-        goto out;
-    }
     got = json_string_value(json_object_get(doc, "Id"));
     if (got == NULL || !valid_image_id(got, cap)) {
         rc = sh_err_set(err, "engine_error", NULL,
@@ -465,13 +471,8 @@ int ct_container_create(const ct_engine_t *eng, const char *name, const json_t *
                      strcmp(err->code, "out_of_memory") != 0;
         goto out;
     }
-    if (rep.status != 201 && rep.status != 200) {
-        rc = http_error(eng, &rep, what, err);
-        goto out;
-    }
-    if ((doc = reply_json(eng, &rep, what, err)) == NULL) {
-        *uncertain = 1;
-        rc = SH_FAILED;
+    if ((rc = json_reply(eng, &rep, 201, 200, what, err, &doc)) != CT_OK) {
+        *uncertain = rep.status == 201 || rep.status == 200; /* created, but its reply unreadable */
         goto out;
     }
     got = json_string_value(json_object_get(doc, "Id"));
@@ -548,14 +549,8 @@ int ct_container_wait(const ct_engine_t *eng, const char *id, ct_stop_fn stop, v
     rc = perform(eng, "POST", path, NULL, 0, &rep, stop, arg, what, err);
     if (rc != CT_OK)
         goto out;
-    if (rep.status != 200) {
-        rc = http_error(eng, &rep, what, err);
+    if ((rc = json_reply(eng, &rep, 200, 0, what, err, &doc)) != CT_OK)
         goto out;
-    }
-    if ((doc = reply_json(eng, &rep, what, err)) == NULL) {
-        rc = SH_FAILED;
-        goto out;
-    }
     code = json_object_get(doc, "StatusCode");
     if (!json_is_integer(code)) {
         rc = sh_err_set(err, "engine_error", NULL,
@@ -584,14 +579,8 @@ int ct_container_oom_killed(const ct_engine_t *eng, const char *id, int *oom_kil
     rc = perform(eng, "GET", path, NULL, REQUEST_TIMEOUT_S, &rep, NULL, NULL, what, err);
     if (rc != CT_OK)
         goto out;
-    if (rep.status != 200) {
-        rc = http_error(eng, &rep, what, err);
+    if ((rc = json_reply(eng, &rep, 200, 0, what, err, &doc)) != CT_OK)
         goto out;
-    }
-    if ((doc = reply_json(eng, &rep, what, err)) == NULL) {
-        rc = SH_FAILED;
-        goto out;
-    }
     *oom_killed = json_is_true(json_object_get(json_object_get(doc, "State"), "OOMKilled"));
 out:
     json_decref(doc);
@@ -632,11 +621,9 @@ int ct_exec_create(const ct_engine_t *eng, const char *container, const json_t *
     snprintf(path, sizeof path, "/containers/%s/exec", container);
     rc = perform(eng, "POST", path, text, REQUEST_TIMEOUT_S, &rep, NULL, NULL, what, err);
     free(text);
-    if (rc == CT_OK && rep.status != 201 && rep.status != 200)
-        rc = http_error(eng, &rep, what, err);
-    else if (rc == CT_OK && (doc = reply_json(eng, &rep, what, err)) == NULL)
-        rc = SH_FAILED;
-    else if (rc == CT_OK) {
+    if (rc == CT_OK)
+        rc = json_reply(eng, &rep, 201, 200, what, err, &doc);
+    if (rc == CT_OK) {
         got = json_string_value(json_object_get(doc, "Id"));
         if (got == NULL || !valid_id(got))
             rc = sh_err_set(err, "engine_error", NULL, "the container engine (unix://%s) sent no valid exec id",
@@ -693,11 +680,9 @@ int ct_exec_exit_code(const ct_engine_t *eng, const char *exec_id, int64_t *code
     int rc;
     snprintf(path, sizeof path, "/exec/%s/json", exec_id);
     rc = perform(eng, "GET", path, NULL, REQUEST_TIMEOUT_S, &rep, NULL, NULL, what, err);
-    if (rc == CT_OK && rep.status != 200)
-        rc = http_error(eng, &rep, what, err);
-    else if (rc == CT_OK && (doc = reply_json(eng, &rep, what, err)) == NULL)
-        rc = SH_FAILED;
-    else if (rc == CT_OK) {
+    if (rc == CT_OK)
+        rc = json_reply(eng, &rep, 200, 0, what, err, &doc);
+    if (rc == CT_OK) {
         v = json_object_get(doc, "ExitCode");
         *code = json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
     }
