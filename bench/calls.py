@@ -21,13 +21,12 @@ Targets: the full in-process call <= 3x raw cffi (issue 10); the worker call
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import time
 from collections.abc import Callable
 
-from bench.harness import Row, fixture, median, print_table
+from bench.harness import Row, cli, fixture, median
 
 
 def per_call_us(fn: Callable[[], object], calls: int, repeats: int) -> float:
@@ -118,12 +117,7 @@ def rows(calls: int = 20_000, repeats: int = 9) -> list[Row]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=20_000)
-    parser.add_argument("--repeats", type=int, default=9)
-    args = parser.parse_args()
-    print_table(rows(args.calls, args.repeats))
-    return 0
+    return cli(rows, __doc__, calls=20_000, repeats=9)
 
 
 if __name__ == "__main__":

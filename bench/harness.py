@@ -156,3 +156,15 @@ def print_table(rows: Sequence[Row], out: Callable[[str], None] = print) -> None
                 v.ljust(w) if i in (0, 2, 4, 5) else v.rjust(w) for i, (v, w) in enumerate(zip(c, widths, strict=True))
             ).rstrip()
         )
+
+
+def cli(rows: Callable[..., Sequence[Row]], doc: str | None, **defaults: int) -> int:
+    """``python -m bench.NAME``: one ``--NAME N`` option per keyword of ``rows``
+    (the defaults given), then its table."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    for name, default in defaults.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    print_table(rows(**vars(parser.parse_args())))
+    return 0

@@ -14,10 +14,9 @@ Lines per second of the whole command (Python start-up and plugin loading includ
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from bench.harness import Row, fixture, hm, hm_env, interleaved, median, print_table, run, scratch, timed
+from bench.harness import Row, cli, fixture, hm, hm_env, interleaved, median, run, scratch, timed
 from bench.steps import write_ir
 
 
@@ -88,12 +87,7 @@ def rows(repeats: int = 5, lines: int = 1_000_000) -> list[Row]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--lines", type=int, default=1_000_000)
-    args = parser.parse_args()
-    print_table(rows(args.repeats, args.lines))
-    return 0
+    return cli(rows, __doc__, repeats=5, lines=1_000_000)
 
 
 if __name__ == "__main__":

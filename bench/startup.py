@@ -11,12 +11,11 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
 
-from bench.harness import FIXTURES, SUFFIX, Row, hm, hm_env, interleaved, print_table, run, scratch, timed
+from bench.harness import FIXTURES, SUFFIX, Row, cli, hm, hm_env, interleaved, run, scratch, timed
 
 
 def rows(repeats: int = 11) -> list[Row]:
@@ -57,11 +56,7 @@ def rows(repeats: int = 11) -> list[Row]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=11)
-    args = parser.parse_args()
-    print_table(rows(args.repeats))
-    return 0
+    return cli(rows, __doc__, repeats=11)
 
 
 if __name__ == "__main__":

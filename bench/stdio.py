@@ -24,7 +24,6 @@ Targets (issue 12): a stdio call <= 100 us; >= 100k lines/s from a stdio plugin.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -34,7 +33,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.harness import FIXTURES, ROOT, SUFFIX, Row, print_table
+from bench.harness import FIXTURES, ROOT, SUFFIX, Row, cli, fixture
 
 STDIO_FIXTURE = ROOT / "fixtures" / "stdio" / "py-all" / "py-all.plugin.toml"
 
@@ -110,7 +109,7 @@ def rows(calls: int = 5000, repeats: int = 7, lines: int = 500_000) -> list[Row]
     event = HookEvent(
         phase="after", event=BuildStarted(run_id="r", ts="2026-01-01T00:00:00.000Z", pipeline="p", steps=1)
     )
-    native = FIXTURES / f"noop-executor{SUFFIX}"
+    native = fixture("noop-executor")
     in_process = open_plugin(native)
     worker = open_plugin(native, isolation="process")
     stdio = open_plugin(STDIO_FIXTURE)
@@ -157,16 +156,7 @@ def rows(calls: int = 5000, repeats: int = 7, lines: int = 500_000) -> list[Row]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--calls", type=int, default=5000)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--lines", type=int, default=500_000)
-    args = parser.parse_args()
-    if not (FIXTURES / f"noop-executor{SUFFIX}").exists():
-        print("build/fixtures is missing: run `python build.py` first", file=sys.stderr)
-        return 2
-    print_table(rows(args.calls, args.repeats, args.lines))
-    return 0
+    return cli(rows, __doc__, calls=5000, repeats=7, lines=500_000)
 
 
 if __name__ == "__main__":

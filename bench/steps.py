@@ -14,12 +14,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
 
-from bench.harness import Row, fixture, hm, hm_env, interleaved, median, print_table, run, scratch, timed
+from bench.harness import Row, cli, fixture, hm, hm_env, interleaved, median, run, scratch, timed
 
 CPU_CMD = "i=0; while [ $i -lt 1500000 ]; do i=$((i+1)); done"
 
@@ -124,12 +123,7 @@ def rows(repeats: int = 5, steps: int = 1000) -> list[Row]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=1000)
-    args = parser.parse_args()
-    print_table(rows(args.repeats, args.steps))
-    return 0
+    return cli(rows, __doc__, repeats=5, steps=1000)
 
 
 if __name__ == "__main__":
