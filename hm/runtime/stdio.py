@@ -281,16 +281,7 @@ class StdioProcess(WorkerProcess):
                 message = {"jsonrpc": "2.0", "id": self.next_id(), "method": "shutdown"}
             else:
                 raise AssertionError(f"no stdio form for worker message {kind}")
-        data = encode(message)
-        with self._wlock:
-            if self._dead:
-                return
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self._wfd, view) :]
-            except OSError:
-                pass  # it died: the reader sees end of file and reports why
+        self._write(encode(message))
 
     def _dispatch(self, message: dict[str, Any]) -> None:  # type: ignore[override]
         try:

@@ -523,7 +523,10 @@ class WorkerProcess:
 
     # -- writing ----------------------------------------------------------------------
     def _send(self, message: list[Any]) -> None:
-        data = frame(message)
+        self._write(frame(message))
+
+    def _write(self, data: bytes) -> None:
+        """Write one whole message to the process (a subclass's wire format, too)."""
         with self._wlock:
             if self._dead:
                 return
